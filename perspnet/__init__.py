@@ -1,0 +1,1 @@
+"""PerspNet: 3D face shape and 6DoF pose under perspective projection (single image)."""
