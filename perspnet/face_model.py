@@ -37,7 +37,7 @@ class FaceModelNotFound(FileNotFoundError):
     """No usable ``face_landmarker.task`` bundle was found."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, so it can key caches
 class FaceModel:
     """Canonical face mesh in the canonical face frame.
 

@@ -72,7 +72,7 @@ def head_vertices(verts_face: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=2)
-def _topology(face_model_key: int, face_model: FaceModel) -> HeadTopology:
+def _topology(face_model: FaceModel) -> HeadTopology:
     n = face_model.n_verts
     n_oval = len(lm.FACE_OVAL)
     oval_ids = np.asarray(lm.FACE_OVAL)
@@ -107,4 +107,4 @@ def _topology(face_model_key: int, face_model: FaceModel) -> HeadTopology:
 
 def head_topology(face_model: FaceModel) -> HeadTopology:
     """The extended head mesh's topology for ``face_model`` (cached)."""
-    return _topology(id(face_model), face_model)
+    return _topology(face_model)
