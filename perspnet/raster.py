@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-__all__ = ["RasterBuffers", "rasterize", "rasterize_uv", "interpolate"]
+__all__ = ["RasterBuffers", "rasterize", "rasterize_uv", "interpolate", "interpolate_pixels"]
 
 
 @dataclass
@@ -121,11 +121,16 @@ def rasterize_uv(uvs: np.ndarray, triangles: np.ndarray, size: int) -> RasterBuf
 def interpolate(attributes: np.ndarray, triangles: np.ndarray, raster: RasterBuffers,
                 background: float = 0.0) -> np.ndarray:
     """Interpolate per-vertex attributes ``(N, C)`` over the raster -> ``(H, W, C)`` float32."""
-    attributes = np.asarray(attributes, np.float32)
     h, w = raster.tri_id.shape
-    out = np.full((h, w, attributes.shape[1]), background, np.float32)
+    out = np.full((h, w, np.shape(attributes)[1]), background, np.float32)
     rows, cols = np.nonzero(raster.tri_id >= 0)
-    corners = triangles[raster.tri_id[rows, cols]]  # (P, 3)
-    b = raster.bary[rows, cols]  # (P, 3)
-    out[rows, cols] = np.einsum("pk,pkc->pc", b, attributes[corners])
+    out[rows, cols] = interpolate_pixels(attributes, triangles, raster.tri_id[rows, cols], raster.bary[rows, cols])
     return out
+
+
+def interpolate_pixels(attributes: np.ndarray, triangles: np.ndarray, tri_id: np.ndarray, bary: np.ndarray
+                       ) -> np.ndarray:
+    """Interpolate per-vertex attributes ``(N, C)`` at P pixels given their ``tri_id (P,)`` (all >= 0)
+    and ``bary (P, 3)`` -> ``(P, C)`` float32."""
+    attributes = np.asarray(attributes, np.float32)
+    return np.einsum("pk,pkc->pc", bary, attributes[triangles[tri_id]])

@@ -1,0 +1,1 @@
+"""Video IO and the command-line programs."""
