@@ -132,5 +132,16 @@ def interpolate_pixels(attributes: np.ndarray, triangles: np.ndarray, tri_id: np
                        ) -> np.ndarray:
     """Interpolate per-vertex attributes ``(N, C)`` at P pixels given their ``tri_id (P,)`` (all >= 0)
     and ``bary (P, 3)`` -> ``(P, C)`` float32."""
-    attributes = np.asarray(attributes, np.float32)
-    return np.einsum("pk,pkc->pc", bary, attributes[triangles[tri_id]])
+    out = np.empty((len(tri_id), np.shape(attributes)[1]), np.float32)
+    _interp_kernel(np.ascontiguousarray(attributes, np.float32), np.ascontiguousarray(triangles, np.int32),
+                   np.ascontiguousarray(tri_id, np.int32), np.ascontiguousarray(bary, np.float32), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _interp_kernel(attributes, triangles, tri_id, bary, out):  # pragma: no cover - compiled
+    for p in range(tri_id.shape[0]):
+        f = tri_id[p]
+        a, b, c = triangles[f, 0], triangles[f, 1], triangles[f, 2]
+        for k in range(out.shape[1]):
+            out[p, k] = bary[p, 0] * attributes[a, k] + bary[p, 1] * attributes[b, k] + bary[p, 2] * attributes[c, k]

@@ -40,11 +40,10 @@ class BackgroundSource:
             return self._procedural(rng, height, width)
         img = self.images[rng.integers(len(self.images))]
         h, w = img.shape[:2]
-        scale = max(height / h, width / w) * rng.uniform(1.0, 1.6)
-        img = cv2.resize(img, (int(np.ceil(w * scale)), int(np.ceil(h * scale))), interpolation=cv2.INTER_LINEAR)
-        y = rng.integers(0, img.shape[0] - height + 1)
-        x = rng.integers(0, img.shape[1] - width + 1)
-        crop = img[y:y + height, x:x + width]
+        scale = max(height / h, width / w) * rng.uniform(1.0, 1.6)  # output pixels per source pixel
+        ch, cw = min(h, int(np.ceil(height / scale))), min(w, int(np.ceil(width / scale)))
+        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        crop = cv2.resize(img[y:y + ch, x:x + cw], (width, height), interpolation=cv2.INTER_LINEAR)
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         return np.ascontiguousarray(crop)

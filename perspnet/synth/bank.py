@@ -26,9 +26,11 @@ from perspnet.landmarker import FaceLandmarker, FaceLandmarks
 from perspnet.raster import interpolate, rasterize_uv
 from perspnet.synth.head_mesh import head_topology, head_vertices
 
-__all__ = ["BankIdentity", "FaceBank", "build_bank", "load_bank", "default_bank"]
+__all__ = ["BankIdentity", "FaceBank", "StaleBank", "build_bank", "load_bank", "default_bank"]
 
 NOMINAL_IPD_M = 0.063
+# Bump when the head atlas layout (perspnet.synth.head_mesh) changes: textures of another layout are stale.
+BANK_FORMAT = 2
 ATLAS_SIZE = 512
 MIN_FACE_PX = 80  # faces smaller than this in the source give too blurry a texture
 VIDEO_SOURCES = ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "face_noface.mov", "noface_face.mov")
@@ -58,6 +60,10 @@ class BankIdentity:
     expressions_m: np.ndarray
     texture: np.ndarray
     source: str
+
+
+class StaleBank(ValueError):
+    """A bank folder written with another format version."""
 
 
 class FaceBank:
@@ -242,8 +248,9 @@ def save_bank(out_dir: Path, identities: list[BankIdentity]) -> None:
         np.savez_compressed(tmp, verts_face_m=ident.verts_face_m.astype(np.float32),
                             expressions_m=ident.expressions_m.astype(np.float32), texture=ident.texture)
         tmp.replace(out_dir / f"{ident.name}.npz")
-    index = [{"name": i.name, "split": i.split, "source": i.source, "n_expressions": len(i.expressions_m)}
-             for i in identities]
+    index = {"format": BANK_FORMAT, "atlas_size": ATLAS_SIZE, "identities": [
+        {"name": i.name, "split": i.split, "source": i.source, "n_expressions": len(i.expressions_m)}
+        for i in identities]}
     tmp = out_dir / ".bank.json.tmp"
     tmp.write_text(json.dumps(index, indent=1))
     tmp.replace(out_dir / "bank.json")
@@ -254,8 +261,11 @@ def load_bank(bank_dir: Path) -> FaceBank:
     index_path = bank_dir / "bank.json"
     if not index_path.exists():
         raise FileNotFoundError(f"{index_path}: no face bank here; build one with `perspnet-synth bank`")
+    index = json.loads(index_path.read_text())
+    if not isinstance(index, dict) or index.get("format") != BANK_FORMAT:
+        raise StaleBank(f"{index_path}: face bank of another format; rebuild it with `perspnet-synth bank`")
     identities = []
-    for entry in json.loads(index_path.read_text()):
+    for entry in index["identities"]:
         with np.load(bank_dir / f"{entry['name']}.npz") as z:
             identities.append(BankIdentity(entry["name"], entry["split"], z["verts_face_m"].astype(np.float64),
                                            z["expressions_m"].astype(np.float64), z["texture"], entry["source"]))
@@ -263,8 +273,9 @@ def load_bank(bank_dir: Path) -> FaceBank:
 
 
 def default_bank() -> FaceBank:
-    """The bank in the cache folder, built on first use (about a minute)."""
+    """The bank in the cache folder, built on first use or when stale (about 15 s)."""
     bank_dir = cache_dir() / "bank"
-    if not (bank_dir / "bank.json").exists():
+    try:
+        return load_bank(bank_dir)
+    except (FileNotFoundError, StaleBank):
         return build_bank(bank_dir)
-    return load_bank(bank_dir)

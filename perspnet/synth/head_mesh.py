@@ -23,8 +23,9 @@ __all__ = ["HeadTopology", "head_topology", "head_vertices"]
 ATLAS_FACE_SCALE = 0.55  # face UVs occupy the central 55% of the atlas
 # (outwards factor relative to the oval's distance from the face centre, backwards offset relative to
 # the face height) of each ring, inner to outer.
-RING_STEPS = ((0.22, 0.10), (0.55, 0.35))
-UV_RING_STEPS = (0.30, 0.70)  # outwards factor of each ring in the atlas
+RING_STEPS = ((0.22, 0.10), (0.45, 0.28), (0.75, 0.50))
+UV_RING_STEPS = (0.25, 0.50, 0.80)  # outwards factor of each ring in the atlas
+RING_ALPHA = (1.0, 1.0, 0.0)  # opacity of each ring: the outer band fades into the background
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class HeadTopology:
         ring_triangles: ``(R, 3)`` triangles of the context ring (indices into the extended vertices).
         atlas_uvs: ``(468 + ring, 2)`` texture coordinates in the atlas, [0, 1].
         mirror: ``(468 + ring,)`` index of each vertex's left-right mirror twin.
+        alpha: ``(468 + ring,)`` opacity per vertex (1 on the face, fading to 0 at the outer ring).
     """
 
     n_face_verts: int
@@ -44,6 +46,7 @@ class HeadTopology:
     ring_triangles: np.ndarray
     atlas_uvs: np.ndarray
     mirror: np.ndarray
+    alpha: np.ndarray
 
     @property
     def triangles(self) -> np.ndarray:
@@ -57,7 +60,7 @@ def _ring_offsets(points: np.ndarray, centre: np.ndarray, steps) -> list[np.ndar
 
 
 def head_vertices(verts_face: np.ndarray) -> np.ndarray:
-    """Extend face vertices ``(..., 468, 3)`` (canonical frame, metres) with the ring -> ``(..., 468 + 72, 3)``."""
+    """Extend face vertices ``(..., 468, 3)`` (canonical frame, metres) with the ring -> ``(..., 468 + 108, 3)``."""
     verts_face = np.asarray(verts_face, np.float64)
     oval = verts_face[..., lm.FACE_OVAL, :]
     centre = verts_face.mean(axis=-2, keepdims=True)
@@ -100,9 +103,10 @@ def _topology(face_model: FaceModel) -> HeadTopology:
     mirrored = verts * np.array([-1.0, 1.0, 1.0])
     d2 = ((mirrored[:, None, :] - verts[None, :, :]) ** 2).sum(-1)
     mirror = d2.argmin(axis=1).astype(np.int32)
-    for a in (ring_tris, atlas, mirror):
+    alpha = np.concatenate([np.ones(n)] + [np.full(n_oval, a) for a in RING_ALPHA]).astype(np.float32)
+    for a in (ring_tris, atlas, mirror, alpha):
         a.setflags(write=False)
-    return HeadTopology(n, face_model.triangles, ring_tris, atlas, mirror)
+    return HeadTopology(n, face_model.triangles, ring_tris, atlas, mirror, alpha)
 
 
 def head_topology(face_model: FaceModel) -> HeadTopology:

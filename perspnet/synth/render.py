@@ -5,14 +5,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
+import numba
 import numpy as np
 
 from perspnet.conventions import project_points, transform_points
 from perspnet.face_model import FaceModel
-from perspnet.raster import RasterBuffers, interpolate, interpolate_pixels, rasterize, rasterize_uv
+from perspnet.raster import RasterBuffers, interpolate, rasterize, rasterize_uv
 from perspnet.synth.head_mesh import head_topology, head_vertices
 
-__all__ = ["Light", "RenderedFace", "render_face", "sample_texture", "uv_position_map", "vertex_normals"]
+__all__ = ["Light", "RenderedFace", "render_face", "uv_position_map", "vertex_normals"]
 
 
 @dataclass(frozen=True)
@@ -55,16 +56,38 @@ def vertex_normals(verts: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
-def sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    """Bilinear lookup of a square ``(T, T, C)`` texture at ``uv (P, 2)`` in [0, 1] -> ``(P, C)`` float32."""
-    p = len(uv)
-    cols = 1024  # remap maps must stay under 32767 rows
-    rows = -(-p // cols)
-    grid = np.zeros((rows * cols, 2), np.float32)
-    grid[:p] = uv * texture.shape[0] - 0.5
-    grid = grid.reshape(rows, cols, 2)
-    out = cv2.remap(texture, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(rows * cols, -1)[:p].astype(np.float32)
+@numba.njit(cache=True, nogil=True)
+def _shade_kernel(image, tri_id, bary, triangles, uvs, normals, alpha, texture, light_dir, ambient, diffuse
+                  ):  # pragma: no cover - compiled
+    """Textured Lambert + ambient shading of every drawn pixel, blended by the interpolated vertex
+    opacity over what ``image`` holds, in place."""
+    height, width = tri_id.shape
+    size = texture.shape[0]
+    for y in range(height):
+        for x in range(width):
+            f = tri_id[y, x]
+            if f < 0:
+                continue
+            a, b, c = triangles[f, 0], triangles[f, 1], triangles[f, 2]
+            w0, w1, w2 = bary[y, x, 0], bary[y, x, 1], bary[y, x, 2]
+            tu = (w0 * uvs[a, 0] + w1 * uvs[b, 0] + w2 * uvs[c, 0]) * size - 0.5
+            tv = (w0 * uvs[a, 1] + w1 * uvs[b, 1] + w2 * uvs[c, 1]) * size - 0.5
+            nx = w0 * normals[a, 0] + w1 * normals[b, 0] + w2 * normals[c, 0]
+            ny = w0 * normals[a, 1] + w1 * normals[b, 1] + w2 * normals[c, 1]
+            nz = w0 * normals[a, 2] + w1 * normals[b, 2] + w2 * normals[c, 2]
+            norm = np.sqrt(nx * nx + ny * ny + nz * nz) + 1e-6
+            lam = (nx * light_dir[0] + ny * light_dir[1] + nz * light_dir[2]) / norm
+            shade = ambient + diffuse * min(max(lam, 0.0), 1.0)
+            opacity = w0 * alpha[a] + w1 * alpha[b] + w2 * alpha[c]
+            tu = min(max(tu, 0.0), size - 1.001)
+            tv = min(max(tv, 0.0), size - 1.001)
+            i0, j0 = int(tv), int(tu)
+            fy, fx = tv - i0, tu - j0
+            for ch in range(3):
+                v = ((1 - fy) * ((1 - fx) * texture[i0, j0, ch] + fx * texture[i0, j0 + 1, ch])
+                     + fy * ((1 - fx) * texture[i0 + 1, j0, ch] + fx * texture[i0 + 1, j0 + 1, ch]))
+                v = opacity * min(max(v * shade, 0.0), 255.0) + (1.0 - opacity) * image[y, x, ch]
+                image[y, x, ch] = min(max(v + 0.5, 0.0), 255.0)
 
 
 @lru_cache(maxsize=8)
@@ -105,18 +128,12 @@ def render_face(face_model: FaceModel, verts_face_m: np.ndarray, R_cam_face: np.
     face = rasterize(px, z, topo.face_triangles, height, width, cull_back=True)
     ring = rasterize(px, z, topo.ring_triangles, height, width, cull_back=True)
 
-    # Shade only the drawn pixels: the face wherever it is drawn, else the head context behind it.
-    attrs = np.concatenate([topo.atlas_uvs, vertex_normals(head_cam, topo.triangles)], axis=1)  # uv, normal
+    normals = vertex_normals(head_cam, topo.triangles).astype(np.float32)
     image = background.copy()
-    for raster, tris, keep in ((ring, topo.ring_triangles, face.tri_id < 0), (face, topo.face_triangles, None)):
-        drawn = raster.tri_id >= 0 if keep is None else (raster.tri_id >= 0) & keep
-        rows, cols = np.nonzero(drawn)
-        if len(rows) == 0:
-            continue
-        per_pixel = interpolate_pixels(attrs, tris, raster.tri_id[rows, cols], raster.bary[rows, cols])
-        albedo = sample_texture(texture, per_pixel[:, :2])
-        n = per_pixel[:, 2:]
-        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-6)
-        shade = light.ambient + light.diffuse * np.clip(n @ np.asarray(light.direction_cam, np.float32), 0, 1)
-        image[rows, cols] = np.clip(albedo * shade[:, None], 0, 255).astype(np.uint8)
+    light_dir = np.asarray(light.direction_cam, np.float32)
+    uvs = topo.atlas_uvs.astype(np.float32)
+    # The head context first, then the face over it: the face is drawn wherever it covers a pixel.
+    for raster, tris in ((ring, topo.ring_triangles), (face, topo.face_triangles)):
+        _shade_kernel(image, raster.tri_id, raster.bary, tris, uvs, normals, topo.alpha, texture, light_dir,
+                      np.float32(light.ambient), np.float32(light.diffuse))
     return RenderedFace(image=image, mask=face.tri_id >= 0, tri_id=face.tri_id, bary=face.bary, depth_m=face.depth)
