@@ -183,9 +183,12 @@ class SampleGenerator:
     def sample(self, rng: np.random.Generator) -> SynthSample:
         """Draw and render one sample."""
         ident, shape, ipd = self.draw_identity(rng)
-        verts = shape + self.draw_expression(rng, ipd / self.face_model.ipd_m(ident.verts_face_m))
+        expression = self.draw_expression(rng, ipd / self.face_model.ipd_m(ident.verts_face_m))
         K, width, height = self.draw_camera(rng)
         R = self.draw_rotation(rng)
         t = self.draw_translation(rng, K, width, height)
-        return self.render(rng, ident, verts, R, t, K, width, height, ipd, self.jitter_texture(rng, ident.texture),
-                           self.draw_light(rng), self.backgrounds.draw(rng, height, width))
+        sample = self.render(rng, ident, shape + expression, R, t, K, width, height, ipd,
+                             self.jitter_texture(rng, ident.texture), self.draw_light(rng),
+                             self.backgrounds.draw(rng, height, width))
+        sample.meta["expression"] = bool(np.any(expression))
+        return sample
