@@ -102,14 +102,14 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for name in ("input_size", "uv_size", "n_points", "head_dim", "feat_dim", "local_dim",
                      "pe_num_freqs", "global_hidden", "global_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        for name, ok_len, what in (("decoder_dims", lambda n: n == 4, "4"), ("assign_hidden", lambda n: n >= 1, ">= 1")):
-            dims = getattr(self, name)
-            if (not isinstance(dims, tuple) or not ok_len(len(dims))
-                    or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims)):
-                raise ValueError(f"{name} must be a tuple of {what} positive ints, got {dims!r}")
+            if not _is_positive_int(getattr(self, name)):
+                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        if not (isinstance(self.decoder_dims, tuple) and len(self.decoder_dims) == 4
+                and all(map(_is_positive_int, self.decoder_dims))):
+            raise ValueError(f"decoder_dims must be a tuple of 4 positive ints, got {self.decoder_dims!r}")
+        if not (isinstance(self.assign_hidden, tuple) and len(self.assign_hidden) >= 1
+                and all(map(_is_positive_int, self.assign_hidden))):
+            raise ValueError(f"assign_hidden must be a non-empty tuple of positive ints, got {self.assign_hidden!r}")
         for name in ("image_mean", "image_std"):
             values = getattr(self, name)
             if not isinstance(values, tuple) or len(values) != 3:
@@ -198,6 +198,10 @@ def _uv_upsamplings(input_size: int, uv_size: int) -> int:
     if uv_size not in allowed:
         raise ValueError(f"uv_size must be one of {allowed} for input_size {input_size}, got {uv_size}")
     return allowed.index(uv_size) + 1
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _check_number(name: str, value: Any) -> None:

@@ -36,7 +36,15 @@ from torch import nn
 from perspnet.network.config import ModelConfig
 from perspnet.network.resnet import resnet18
 
-__all__ = ["PerspNet", "sample_uv_map", "position_encoding_2d", "sample_choose_from_mask"]
+__all__ = [
+    "PerspNet",
+    "ImageDecoder",
+    "UVDecoder",
+    "CorrespondenceHead",
+    "sample_uv_map",
+    "position_encoding_2d",
+    "sample_choose_from_mask",
+]
 
 
 def sample_uv_map(maps: torch.Tensor, uvs: torch.Tensor) -> torch.Tensor:
