@@ -1,0 +1,236 @@
+"""Tests of perspnet.pnp: exact recovery, outliers, warm start, degenerate input, batching, camera model."""
+from __future__ import annotations
+
+import doctest
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from perspnet import pnp
+from perspnet.conventions import matrix_from_euler_deg, project_points, rotation_angle_deg, transform_points
+from perspnet.face_model import load_face_model
+from perspnet.pnp import PnPConfig, solve_pose, solve_pose_batch
+
+K = np.array([[1000.0, 0.0, 639.5], [0.0, 1005.0, 359.5], [0.0, 0.0, 1.0]])  # fx != fy on purpose
+DIST = np.array([-0.12, 0.05, 0.001, -0.0005, 0.01])  # k1 k2 p1 p2 k3
+
+
+@pytest.fixture(scope="module")
+def verts() -> np.ndarray:
+    return load_face_model().verts_face_m
+
+
+def random_pose(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Non-identity pose with the face in view: |yaw| <= 60, |pitch| <= 30, |roll| <= 30 deg, z in [0.3, 1] m."""
+    R = matrix_from_euler_deg(rng.uniform(-60, 60), rng.uniform(-30, 30), rng.uniform(-30, 30))
+    z = rng.uniform(0.3, 1.0)
+    t = np.array([rng.uniform(-0.15, 0.15) * z, rng.uniform(-0.1, 0.1) * z, z])
+    return R, t
+
+
+def pose_errors(res: pnp.PnPResult, R: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+    """(rotation error in degrees, translation error in mm)."""
+    return float(rotation_angle_deg(res.R_cam_face, R)), float(np.linalg.norm(res.t_cam_face - t) * 1000)
+
+
+class TestExactRecovery:
+    @pytest.mark.parametrize("seed", range(5))
+    def test_no_distortion(self, verts, seed):
+        R, t = random_pose(np.random.default_rng(seed))
+        res = solve_pose(project_points(K, transform_points(R, t, verts)), verts, K)
+        assert res.success and res.reason == ""
+        rot_deg, trans_mm = pose_errors(res, R, t)
+        assert rot_deg < 0.1 and trans_mm < 0.1
+        assert res.inlier_mask.all() and res.n_inliers == len(verts)
+        assert res.reproj_err_px < 1e-6 and res.confidence == pytest.approx(1.0, abs=1e-6)
+
+    @pytest.mark.parametrize("seed", range(5))
+    def test_with_distortion(self, verts, seed):
+        R, t = random_pose(np.random.default_rng(100 + seed))
+        px, _ = cv2.projectPoints(verts, cv2.Rodrigues(R)[0], t, K, DIST)
+        res = solve_pose(px.reshape(-1, 2), verts, K, dist=DIST)
+        assert res.success
+        rot_deg, trans_mm = pose_errors(res, R, t)
+        assert rot_deg < 0.1 and trans_mm < 0.1
+        assert res.reproj_err_px < 1e-6
+
+    def test_sqpnp_cold_method(self, verts):
+        R, t = random_pose(np.random.default_rng(7))
+        res = solve_pose(project_points(K, transform_points(R, t, verts)), verts, K,
+                         config=PnPConfig(cold_method="sqpnp"))
+        assert res.success
+        rot_deg, trans_mm = pose_errors(res, R, t)
+        assert rot_deg < 0.1 and trans_mm < 0.1
+
+
+def corrupt(rng: np.random.Generator, px: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Move ``fraction`` of the pixels 30-300 px in a random direction. Returns (pixels, outlier mask)."""
+    out = rng.permutation(len(px))[: int(round(fraction * len(px)))]
+    is_out = np.zeros(len(px), dtype=bool)
+    is_out[out] = True
+    angle = rng.uniform(0, 2 * np.pi, out.size)
+    px = px.copy()
+    px[out] += rng.uniform(30, 300, out.size)[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    return px, is_out
+
+
+class TestOutliers:
+    @pytest.mark.parametrize("seed", range(4))
+    def test_thirty_percent_gross_outliers(self, verts, seed):
+        rng = np.random.default_rng(200 + seed)
+        R, t = random_pose(rng)
+        px = project_points(K, transform_points(R, t, verts)) + rng.normal(0, 0.3, (len(verts), 2))
+        px, is_out = corrupt(rng, px, 0.3)
+        res = solve_pose(px, verts, K)
+        assert res.success
+        rot_deg, trans_mm = pose_errors(res, R, t)
+        assert rot_deg < 0.5 and trans_mm < 2.0
+        assert not res.inlier_mask[is_out].any()          # every outlier flagged
+        assert res.inlier_mask[~is_out].mean() > 0.99      # and the inliers kept
+        assert 0.6 < res.confidence < 0.7                  # ~ inlier ratio 0.7 times (1 - small rms / 8 px)
+
+    def test_too_many_outliers_fails_min_inliers(self, verts):
+        rng = np.random.default_rng(5)
+        R, t = random_pose(rng)
+        px, is_out = corrupt(rng, project_points(K, transform_points(R, t, verts)), 0.5)
+        res = solve_pose(px, verts, K, config=PnPConfig(min_inliers=300))  # 234 true inliers
+        assert not res.success and "min_inliers" in res.reason and res.confidence == 0.0
+        assert res.n_inliers == (~is_out).sum()  # the mask still tells which points agreed
+
+
+class TestWarmStart:
+    @pytest.mark.parametrize("seed", range(3))
+    def test_prior_converges(self, verts, seed):
+        rng = np.random.default_rng(300 + seed)
+        R, t = random_pose(rng)
+        px = project_points(K, transform_points(R, t, verts)) + rng.normal(0, 0.3, (len(verts), 2))
+        px, is_out = corrupt(rng, px, 0.2)
+        prior = (R @ matrix_from_euler_deg(6, -4, 3), t + np.array([0.01, -0.01, 0.03]))
+        warm = solve_pose(px, verts, K, prior=prior)
+        cold = solve_pose(px, verts, K)
+        assert warm.success
+        rot_deg, trans_mm = pose_errors(warm, R, t)
+        assert rot_deg < 0.5 and trans_mm < 2.0
+        assert not warm.inlier_mask[is_out].any()
+        assert rotation_angle_deg(warm.R_cam_face, cold.R_cam_face) < 0.01
+        assert np.linalg.norm(warm.t_cam_face - cold.t_cam_face) < 1e-5
+
+    def test_bad_prior_rejected(self, verts):
+        px = project_points(K, transform_points(np.eye(3), np.array([0, 0, 0.5]), verts))
+        res = solve_pose(px, verts, K, prior=(np.full((3, 3), np.nan), np.zeros(3)))
+        assert not res.success and "prior" in res.reason
+
+
+class TestDegenerate:
+    def _px_face(self, verts, n=20):
+        px = project_points(K, transform_points(matrix_from_euler_deg(10, 5, 0), np.array([0, 0, 0.5]), verts))
+        return px[:n].copy(), verts[:n].copy()
+
+    def _assert_failed(self, res: pnp.PnPResult, n: int, needle: str):
+        assert not res.success and needle in res.reason
+        assert np.isnan(res.R_cam_face).all() and np.isnan(res.t_cam_face).all()
+        assert res.inlier_mask.shape == (n,) and not res.inlier_mask.any() and res.n_inliers == 0
+        assert res.confidence == 0.0
+
+    def test_too_few_points(self, verts):
+        px, face = self._px_face(verts, 5)
+        self._assert_failed(solve_pose(px, face, K), 5, "need >= 6")
+
+    def test_empty(self):
+        self._assert_failed(solve_pose(np.zeros((0, 2)), np.zeros((0, 3)), K), 0, "need >= 6")
+
+    @pytest.mark.parametrize("which", ["px", "face"])
+    @pytest.mark.parametrize("bad", [np.nan, np.inf])
+    def test_non_finite(self, verts, which, bad):
+        px, face = self._px_face(verts)
+        (px if which == "px" else face)[3, 1] = bad
+        self._assert_failed(solve_pose(px, face, K), 20, "non-finite")
+
+    def test_all_image_points_identical(self, verts):
+        px, face = self._px_face(verts)
+        self._assert_failed(solve_pose(np.tile(px[:1], (20, 1)), face, K), 20, "image points identical")
+
+    def test_all_face_points_identical(self, verts):
+        px, face = self._px_face(verts)
+        self._assert_failed(solve_pose(px, np.tile(face[:1], (20, 1)), K), 20, "identical or collinear")
+
+    def test_collinear_face_points(self, verts):
+        px, _ = self._px_face(verts)
+        line = np.linspace(0, 1, 20)[:, None] * np.array([[0.1, 0.02, 0.03]])
+        self._assert_failed(solve_pose(px, line, K), 20, "identical or collinear")
+
+    def test_mismatched_and_misshapen(self, verts):
+        px, face = self._px_face(verts)
+        assert "face points" in solve_pose(px, face[:-1], K).reason
+        assert "(N, 2)" in solve_pose(px.T, face, K).reason
+        assert "(N, 3)" in solve_pose(px, face[:, :2], K).reason
+        assert not solve_pose("not an array", face, K).success
+
+    def test_invalid_camera(self, verts):
+        px, face = self._px_face(verts)
+        self._assert_failed(solve_pose(px, face, np.zeros((3, 3))), 20, "camera matrix")
+        self._assert_failed(solve_pose(px, face, K[:2]), 20, "camera matrix")
+        self._assert_failed(solve_pose(px, face, K, dist=np.array([np.nan, 0, 0, 0])), 20, "distortion")
+
+    def test_bad_distortion_length_caught(self, verts):
+        px, face = self._px_face(verts)
+        res = solve_pose(px, face, K, dist=np.zeros(3))  # OpenCV rejects 3 coefficients
+        assert not res.success and "OpenCV" in res.reason
+
+
+class TestConfig:
+    @pytest.mark.parametrize("kwargs", [dict(reproj_threshold_px=0), dict(iterations=0),
+                                        dict(ransac_confidence=1.0), dict(min_inliers=5),
+                                        dict(refine_max_iter=0), dict(cold_method="p3p")])
+    def test_invalid_config_raises(self, kwargs):
+        with pytest.raises(ValueError):
+            PnPConfig(**kwargs)
+
+    def test_without_refinement(self, verts):
+        R, t = random_pose(np.random.default_rng(9))
+        res = solve_pose(project_points(K, transform_points(R, t, verts)), verts, K, config=PnPConfig(refine=False))
+        assert res.success and pose_errors(res, R, t)[0] < 0.1
+
+
+def test_batch_matches_single(verts):
+    rng = np.random.default_rng(11)
+    poses = [random_pose(rng) for _ in range(3)]
+    px = [project_points(K, transform_points(R, t, verts)) for R, t in poses]
+    faces = [verts, verts, verts[:4]]  # the last one is degenerate: a failure in place, not an exception
+    px[2] = px[2][:4]
+    results = solve_pose_batch(px, faces, np.stack([K] * 3), priors=[None, poses[1], None])
+    assert [r.success for r in results] == [True, True, False]
+    for res, (R, t) in zip(results[:2], poses[:2]):
+        assert pose_errors(res, R, t)[0] < 0.1
+    single = solve_pose(px[0], verts, K)
+    np.testing.assert_allclose(results[0].R_cam_face, single.R_cam_face)
+    with pytest.raises(ValueError):
+        solve_pose_batch(px, faces[:2], K)
+
+
+def test_module_example_runs():
+    assert doctest.testmod(pnp).failed == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(yaw=st.floats(-80, 80), pitch=st.floats(-45, 45), roll=st.floats(-90, 90),
+       x=st.floats(-0.3, 0.3), y=st.floats(-0.3, 0.3), z=st.floats(0.25, 3.0),
+       n=st.integers(6, 468), seed=st.integers(0, 2**31 - 1))
+def test_property_project_then_pnp_is_consistent(verts, yaw, pitch, roll, x, y, z, n, seed):
+    """For a random pose with the face in front of the camera, PnP on exact projections returns that pose,
+    and the conventions' projection agrees with OpenCV's for it."""
+    R, t = matrix_from_euler_deg(yaw, pitch, roll), np.array([x * z, y * z, z])
+    face = verts[np.random.default_rng(seed).choice(len(verts), size=n, replace=False)]
+    cam = transform_points(R, t, face)
+    px = project_points(K, cam)
+    cv_px, _ = cv2.projectPoints(face, cv2.Rodrigues(R)[0], t, K, None)
+    np.testing.assert_allclose(px, cv_px.reshape(-1, 2), atol=1e-6)
+
+    res = solve_pose(px, face, K)
+    assert res.success, res.reason
+    assert res.reproj_err_px < 1e-4
+    rot_deg, trans_mm = pose_errors(res, R, t)
+    assert rot_deg < 0.1 and trans_mm < 0.1 * max(1.0, z)
+    assert (transform_points(res.R_cam_face, res.t_cam_face, face)[:, 2] > 0).all()
