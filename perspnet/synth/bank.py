@@ -30,7 +30,7 @@ __all__ = ["BankIdentity", "FaceBank", "StaleBank", "build_bank", "load_bank", "
 
 NOMINAL_IPD_M = 0.063
 # Bump when the head atlas layout (perspnet.synth.head_mesh) changes: textures of another layout are stale.
-BANK_FORMAT = 3
+BANK_FORMAT = 4
 ATLAS_SIZE = 512
 MIN_FACE_PX = 80  # faces smaller than this in the source give too blurry a texture
 VIDEO_SOURCES = ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "face_noface.mov", "noface_face.mov")
@@ -52,7 +52,8 @@ class BankIdentity:
         name: unique name (source and index).
         split: ``"train"`` or ``"test"``.
         verts_face_m: ``(468, 3)`` neutral shape, canonical frame, metres, scaled to ``NOMINAL_IPD_M``.
-        expressions_m: ``(E, 468, 3)`` expression offsets from the neutral shape (E = 0 for photos).
+        expressions_m: ``(E, 468, 3)`` expression offsets from the neutral shape (E = 0 for photos); each
+            keeps the IPD of the neutral shape, so a sample's ``ipd_mm`` holds with any expression.
         texture: ``(ATLAS_SIZE, ATLAS_SIZE, 3)`` uint8 RGB head atlas.
         source: file the identity came from.
     """
@@ -201,7 +202,11 @@ def _video_identity(landmarker_video, model, name: str, path: Path) -> BankIdent
     offsets = []
     for s in shapes:  # align each frame to the neutral (pose-free) before taking its offset
         sc, R, t = fit_similarity(s, neutral)
-        offsets.append(sc * s @ R.T + t - neutral)
+        aligned = sc * s @ R.T + t
+        # keep the eye-centre distance: an identity's IPD (its metric size) does not change with expression
+        centre = aligned.mean(axis=0)
+        aligned = centre + (aligned - centre) * (model.ipd_m(neutral) / model.ipd_m(aligned))
+        offsets.append(aligned - neutral)
     _, image, face, shape, sim = best
     texture = _unwrap_texture(image, face, shape, sim, model)
     return BankIdentity(name, "", neutral, np.stack(offsets), texture, str(path))
