@@ -305,25 +305,30 @@ class PerspNet(nn.Module):
             ``uv_map (B, 3, U, U)``, ``seg_logits (B, 2, S, S)``, ``corr_logits (B, m, n)``,
             ``corr_prob (B, m, n)`` (rows sum to 1), ``verts_hat (B, n, 3)``, ``points_corr (B, m, 3)``.
         """
+        return self.correspond(self.encode(image), choose)
+
+    def encode(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The dense part (everything but the correspondence head): ``uv_map (B, 3, U, U)``,
+        ``seg_logits (B, 2, S, S)``, ``verts_hat (B, n, 3)``, plus the features :meth:`correspond` needs.
+        At test time the pixels to correspond are sampled in the predicted mask, so the two run apart."""
         size = self.config.input_size
         if image.ndim != 4 or tuple(image.shape[1:]) != (3, size, size):
             raise ValueError(f"image must be (B, 3, {size}, {size}), got {tuple(image.shape)}")
-        if choose.ndim != 2 or choose.shape[0] != image.shape[0] or choose.dtype != torch.long:
-            raise ValueError(f"choose must be (B, m) long with B = {image.shape[0]}, "
-                             f"got {tuple(choose.shape)} {choose.dtype}")
         x2, x4, x8, x16, x32 = self.encoder(image)
         head = self.head(x32)
         image_feats = self.image_decoder(head, [x16, x8, x4, x2, image])
         uv_feats, uv_map = self.uv_decoder(head)
-        vert_feats = sample_uv_map(uv_feats, self.vert_uvs).transpose(1, 2)  # (B, feat_dim, n)
-        corr_logits = self.corr_head(image_feats, vert_feats, choose)
+        return {"uv_map": uv_map, "seg_logits": self.seg_head(image_feats), "image_feats": image_feats,
+                "vert_feats": sample_uv_map(uv_feats, self.vert_uvs).transpose(1, 2),  # (B, feat_dim, n)
+                "verts_hat": sample_uv_map(uv_map, self.vert_uvs)}
+
+    def correspond(self, dense: dict[str, torch.Tensor], choose: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Correspondences of the ``choose (B, m)`` pixels given :meth:`encode`'s output (see forward)."""
+        batch = dense["uv_map"].shape[0]
+        if choose.ndim != 2 or choose.shape[0] != batch or choose.dtype != torch.long:
+            raise ValueError(f"choose must be (B, m) long with B = {batch}, got {tuple(choose.shape)} {choose.dtype}")
+        corr_logits = self.corr_head(dense["image_feats"], dense["vert_feats"], choose)
         corr_prob = corr_logits.softmax(dim=2)
-        verts_hat = sample_uv_map(uv_map, self.vert_uvs)
-        return {
-            "uv_map": uv_map,
-            "seg_logits": self.seg_head(image_feats),
-            "corr_logits": corr_logits,
-            "corr_prob": corr_prob,
-            "verts_hat": verts_hat,
-            "points_corr": torch.bmm(corr_prob, verts_hat),
-        }
+        return {"uv_map": dense["uv_map"], "seg_logits": dense["seg_logits"], "corr_logits": corr_logits,
+                "corr_prob": corr_prob, "verts_hat": dense["verts_hat"],
+                "points_corr": torch.bmm(corr_prob, dense["verts_hat"])}

@@ -1,0 +1,112 @@
+"""Single-image PerspNet inference: crop by a face box, batched forward, PnP-RANSAC with the true K.
+
+For each face: the network predicts the canonical shape (UV map -> vertices X_hat), the face mask, and
+for m pixels sampled in the predicted mask their canonical 3D points X_corr = M @ X_hat. Those pixels,
+mapped back to full-image coordinates, and X_corr form 2D-3D correspondences for PnP with the camera's
+own K (and distortion), which gives rotation and metric translation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from perspnet.checkpoint import load_checkpoint
+from perspnet.conventions import transform_points
+from perspnet.network.config import COORD_SCALE
+from perspnet.network.model import sample_choose_from_mask
+from perspnet.pnp import PnPConfig, PnPResult, solve_pose_batch
+from perspnet.training_data import crop_affine, warp_crop
+
+__all__ = ["FaceEstimate", "PerspNetPredictor", "pick_device"]
+
+
+@dataclass
+class FaceEstimate:
+    """One face's estimate. Frames and units as in :mod:`perspnet.conventions`.
+
+    Attributes:
+        pnp: the pose solver's result (``success``, ``R_cam_face``, ``t_cam_face`` metres, inliers,
+            reprojection error px, confidence in [0, 1]).
+        verts_face_m: ``(n, 3)`` predicted canonical shape, metres.
+        points_px: ``(m, 2)`` full-image pixels of the sampled face pixels.
+        points_face_m: ``(m, 3)`` their predicted canonical 3D points, metres.
+        box: ``(3,)`` the face box used (centre x, centre y, side), pixels.
+        mask_fraction: fraction of the crop the network segmented as face.
+    """
+
+    pnp: PnPResult
+    verts_face_m: np.ndarray
+    points_px: np.ndarray
+    points_face_m: np.ndarray
+    box: np.ndarray
+    mask_fraction: float
+
+    @property
+    def verts_cam_m(self) -> np.ndarray:
+        return transform_points(self.pnp.R_cam_face, self.pnp.t_cam_face, self.verts_face_m)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class PerspNetPredictor:
+    """A loaded PerspNet checkpoint plus the PnP solver.
+
+    Args:
+        checkpoint: path of a checkpoint; the shipped one when None.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        pnp: PnP-RANSAC settings.
+        seed: seed of the pixel sampling inside the predicted mask (deterministic results).
+    """
+
+    def __init__(self, checkpoint=None, device: str = "auto", pnp: PnPConfig = PnPConfig(), seed: int = 0):
+        self.device = pick_device(device)
+        self.model, self.topology, self.crop, _ = load_checkpoint(checkpoint, self.device)
+        self.config = self.model.config
+        self.pnp = pnp
+        self.seed = seed
+
+    @torch.no_grad()
+    def network(self, images: list[np.ndarray], boxes: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the network on the faces in ``boxes`` ``(cx, cy, side)`` of ``images`` ``(H, W, 3) uint8``.
+
+        Returns numpy arrays: ``affine (B, 2, 3)``, ``choose (B, m)``, ``points_face_m (B, m, 3)``,
+        ``verts_face_m (B, n, 3)``, ``mask_fraction (B,)``.
+        """
+        size = self.config.input_size
+        affines = np.stack([crop_affine(np.asarray(b, float), size, self.crop.margin) for b in boxes])
+        crops = np.stack([warp_crop(img, A, size) for img, A in zip(images, affines)])
+        x = self.config.normalize_images(torch.from_numpy(crops).to(self.device))
+        dense = self.model.encode(x)
+        mask = dense["seg_logits"].argmax(1).bool()
+        gen = torch.Generator(device="cpu").manual_seed(self.seed)
+        choose = sample_choose_from_mask(mask.cpu(), self.config.n_points, gen).to(self.device)
+        out = self.model.correspond(dense, choose)
+        return {"affine": affines, "choose": choose.cpu().numpy(),
+                "points_face_m": out["points_corr"].cpu().numpy().astype(np.float64) / COORD_SCALE,
+                "verts_face_m": out["verts_hat"].cpu().numpy().astype(np.float64) / COORD_SCALE,
+                "mask_fraction": mask.float().mean((1, 2)).cpu().numpy()}
+
+    def predict(self, images: list[np.ndarray], boxes: list[np.ndarray], Ks: list[np.ndarray],
+                dist: np.ndarray | None = None, priors: list | None = None) -> list[FaceEstimate]:
+        """Estimate shape and pose for each (image, box, K); ``dist``: shared OpenCV distortion coefficients;
+        ``priors``: optional ``(R, t)`` warm starts, one per face (or None)."""
+        net = self.network(images, boxes)
+        size = self.config.input_size
+        rows, cols = np.divmod(net["choose"], size)
+        crop_px = np.stack([cols, rows], axis=-1).astype(np.float64)  # (B, m, 2)
+        points_px = []
+        for A, c in zip(net["affine"], crop_px):
+            A_inv = np.linalg.inv(np.vstack([A, [0, 0, 1]]))
+            points_px.append(c @ A_inv[:2, :2].T + A_inv[:2, 2])
+        results = solve_pose_batch(points_px, list(net["points_face_m"]), np.stack(Ks), dist=dist, priors=priors,
+                                   config=self.pnp)
+        return [FaceEstimate(pnp=r, verts_face_m=net["verts_face_m"][i], points_px=points_px[i],
+                             points_face_m=net["points_face_m"][i], box=np.asarray(boxes[i], float),
+                             mask_fraction=float(net["mask_fraction"][i])) for i, r in enumerate(results)]

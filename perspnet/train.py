@@ -1,0 +1,182 @@
+"""Training loop for PerspNet: progress bar, periodic checkpoints, resume, fixed seeds, loss log and curves."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from perspnet.checkpoint import load_checkpoint, save_checkpoint
+from perspnet.datasets.arkit import ArkitLayoutDataset
+from perspnet.network import config as presets
+from perspnet.network.losses import LossTargets, perspnet_loss
+from perspnet.network.model import PerspNet
+from perspnet.training_data import CropConfig, TargetBuilder, collate
+
+__all__ = ["TrainConfig", "RecordDataset", "train", "plot_curves"]
+
+LOG_FIELDS = ("step", "total", "shape", "kl", "entropy", "corr", "seg", "lr", "seconds")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run. ``preset``: ``"lite"`` or ``"paper"`` (perspnet.network.config)."""
+
+    data: Path
+    out: Path
+    preset: str = "lite"
+    iterations: int = 6000
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup: int = 200
+    seed: int = 0
+    ckpt_every: int = 250
+    log_every: int = 25
+    workers: int = 1
+    threads: int = 2
+    device: str = "cpu"
+
+
+class RecordDataset(torch.utils.data.Dataset):
+    """Records of an ARKitFace-layout folder turned into training examples with online augmentation."""
+
+    def __init__(self, records: ArkitLayoutDataset, builder: TargetBuilder, augment: bool = True):
+        self.records = records
+        self.builder = builder
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        # torch seeds each worker from the run's seed, so this stream is reproducible for a fixed seed
+        rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,)))) if self.augment else None
+        return self.builder(self.records[i], rng)
+
+
+def _targets(batch: dict[str, torch.Tensor], device) -> LossTargets:
+    return LossTargets(uv_map=batch["uv_map"].to(device), uv_weight=batch["uv_weight"].to(device),
+                       seg=batch["seg"].to(device), corr_vert_ids=batch["corr_vert_ids"].to(device),
+                       corr_bary=batch["corr_bary"].to(device), points=batch["points"].to(device))
+
+
+def _lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 2% at the last iteration."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    p = (step - cfg.warmup) / max(cfg.iterations - cfg.warmup, 1)
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0)))
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train (or resume from ``out/last.pt``) and return the path of the final checkpoint ``out/final.pt``."""
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records = ArkitLayoutDataset(cfg.data)
+    model_cfg = getattr(presets, cfg.preset)()
+    crop = CropConfig()
+    builder = TargetBuilder(records.topology, model_cfg, crop)
+    device = torch.device(cfg.device)
+    model = PerspNet(model_cfg, records.topology.uvs).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step = 0
+    last = out / "last.pt"
+    if last.exists():
+        model_loaded, _, _, payload = load_checkpoint(last, device)
+        model.load_state_dict(model_loaded.state_dict())
+        opt.load_state_dict(payload["optimizer"])
+        step = int(payload["step"])
+        torch.set_rng_state(payload["torch_rng"])
+        print(f"resuming {last} at step {step}")
+    uv_weight = torch.from_numpy(builder.uv_weight)
+    loader = torch.utils.data.DataLoader(
+        RecordDataset(records, builder), batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+        num_workers=cfg.workers, collate_fn=collate, persistent_workers=cfg.workers > 0)
+    log_path = out / "train_log.csv"
+    new_log = not log_path.exists() or step == 0
+    log_file = open(log_path, "w" if new_log else "a", newline="")
+    writer = csv.DictWriter(log_file, LOG_FIELDS)
+    if new_log:
+        writer.writeheader()
+    extra = lambda: {"optimizer": opt.state_dict(), "step": step, "torch_rng": torch.get_rng_state(),  # noqa: E731
+                     "train_config": {k: str(v) for k, v in dataclasses.asdict(cfg).items()}}
+    model.train()
+    t0 = time.time()
+    running: dict[str, float] = {}
+    with tqdm(total=cfg.iterations, initial=step, desc=f"train {cfg.preset}", unit="it") as bar:
+        while step < cfg.iterations:
+            for batch in loader:
+                if step >= cfg.iterations:
+                    break
+                for g in opt.param_groups:
+                    g["lr"] = cfg.lr * _lr_factor(step, cfg)
+                batch["uv_weight"] = uv_weight
+                images = model_cfg.normalize_images(batch["image"].to(device))
+                outputs = model(images, batch["choose"].to(device))
+                terms = perspnet_loss(outputs, _targets(batch, device), model_cfg.loss)
+                opt.zero_grad(set_to_none=True)
+                terms.total.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                opt.step()
+                step += 1
+                for k, v in terms.as_floats().items():
+                    running[k] = running.get(k, 0.0) + v
+                bar.update(1)
+                if step % cfg.log_every == 0:
+                    row = {k: running.get(k, 0.0) / cfg.log_every for k in LOG_FIELDS if k in running}
+                    writer.writerow({"step": step, **row, "lr": opt.param_groups[0]["lr"],
+                                     "seconds": round(time.time() - t0, 1)})
+                    log_file.flush()
+                    bar.set_postfix(loss=f"{row['total']:.4f}", corr_mm=f"{row['corr'] * 100:.1f}")
+                    running = {}
+                if step % cfg.ckpt_every == 0 or step == cfg.iterations:
+                    save_checkpoint(last, model, records.topology, crop, extra())
+                    plot_curves(log_path, out / "training_curves.png")
+    log_file.close()
+    final = out / "final.pt"
+    save_checkpoint(final, model, records.topology, crop, {"step": step}, half=True)
+    plot_curves(log_path, out / "training_curves.png")
+    return final
+
+
+def plot_curves(log_path: Path, png_path: Path) -> None:
+    """Training curves (each loss term against the step, log scale) as a PNG, written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from pipelines.atomic import atomic_path
+
+    log = pd.read_csv(log_path)
+    if log.empty:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for k in ("total", "shape", "corr", "kl", "seg"):
+        axes[0].plot(log["step"], log[k], label=k)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("step")
+    axes[0].set_title("loss terms (unweighted, network units)")
+    axes[0].legend()
+    axes[1].plot(log["step"], log["corr"] * 100, label="L_corr (mm, L1 per axis)")
+    axes[1].plot(log["step"], log["shape"] * 100, label="L_S (mm, L1 per axis)")
+    axes[1].set_xlabel("step")
+    axes[1].set_ylabel("mm")
+    axes[1].set_yscale("log")
+    axes[1].legend()
+    axes[1].set_title("3D errors")
+    fig.tight_layout()
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)

@@ -1,0 +1,139 @@
+"""From a :class:`FaceRecord` to PerspNet's input crop and targets (any mesh topology).
+
+The crop is a square around the face, warped by an affine map ``A`` (full-image pixels -> crop pixels,
+pixel centres at integers on both sides). Targets are rendered directly in crop space with the
+rasterizer, so the face mask and the per-pixel (triangle, barycentric) correspondence are exact.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from perspnet.conventions import project_points
+from perspnet.datasets.record import FaceRecord, FaceTopology
+from perspnet.network.config import COORD_SCALE, ModelConfig
+from perspnet.raster import interpolate, rasterize, rasterize_uv
+
+__all__ = ["CropConfig", "crop_affine", "box_from_points", "warp_crop", "TargetBuilder", "collate"]
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """How the face crop is taken. ``margin``: crop side / face box side. Jitter applies in training only:
+    centre shift as a fraction of the box side, log-uniform scale factor range."""
+
+    margin: float = 1.5
+    shift_jitter: float = 0.1
+    scale_jitter: tuple[float, float] = (0.9, 1.12)
+
+
+def box_from_points(points_px: np.ndarray) -> np.ndarray:
+    """Square box ``(cx, cy, side)`` (pixels) around points ``(N, 2)``: centre of their extent, side = largest extent."""
+    lo, hi = points_px.min(0), points_px.max(0)
+    return np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, max(hi[0] - lo[0], hi[1] - lo[1], 1.0)])
+
+
+def crop_affine(box: np.ndarray, size: int, margin: float) -> np.ndarray:
+    """``(2, 3)`` affine ``A``: full-image pixel -> crop pixel for a crop of ``side = margin * box side``
+    centred on the box, resampled to ``size x size`` (pixel centres at integers on both sides)."""
+    cx, cy, side = box
+    side = side * margin
+    s = size / side
+    x0, y0 = cx - side / 2, cy - side / 2
+    # crop pixel j's centre covers image x = x0 + (j + 0.5) / s - 0.5
+    return np.array([[s, 0.0, (0.5 - x0) * s - 0.5], [0.0, s, (0.5 - y0) * s - 0.5]])
+
+
+def warp_crop(image_rgb: np.ndarray, A: np.ndarray, size: int) -> np.ndarray:
+    """``(size, size, 3)`` uint8 crop of ``image_rgb`` under ``A`` (area-averaged when shrinking a lot)."""
+    scale = A[0, 0]
+    if scale < 0.5:  # pre-shrink to limit aliasing, then warp
+        k = int(1 / scale) // 2 * 2 or 1
+        small = cv2.resize(image_rgb, (image_rgb.shape[1] // k, image_rgb.shape[0] // k), interpolation=cv2.INTER_AREA)
+        S = np.diag([k, k, 1.0])
+        S[:2, 2] = (k - 1) / 2  # small pixel i's centre is at full-res (i + 0.5) * k - 0.5
+        A = np.vstack([A, [0, 0, 1]]) @ S
+        A, image_rgb = A[:2], small
+    return cv2.warpAffine(image_rgb, A, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def _colour_jitter(rng: np.random.Generator, crop: np.ndarray) -> np.ndarray:
+    img = crop.astype(np.float32)
+    img = img * rng.uniform(0.7, 1.3) + rng.uniform(-25, 25)  # contrast/brightness
+    grey = img.mean(axis=2, keepdims=True)
+    img = grey + (img - grey) * rng.uniform(0.6, 1.4)  # saturation
+    img *= rng.normal(1.0, 0.05, 3)  # white balance
+    if rng.random() < 0.2:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.5))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+class TargetBuilder:
+    """Turns records into network inputs and targets for one mesh topology and model config.
+
+    Args:
+        topology: triangles and UVs of the dataset's mesh.
+        config: model config (crop size S, UV size U, points m).
+        crop: crop settings.
+    """
+
+    def __init__(self, topology: FaceTopology, config: ModelConfig, crop: CropConfig = CropConfig()):
+        self.topology = topology
+        self.config = config
+        self.crop = crop
+        self.uv_raster = rasterize_uv(topology.uvs, topology.triangles, config.uv_size)
+        self.uv_weight = self.uv_raster.mask.astype(np.float32)
+
+    def __call__(self, record: FaceRecord, rng: np.random.Generator | None) -> dict[str, np.ndarray]:
+        """One training example; ``rng=None`` means evaluation (no jitter, deterministic choice of pixels).
+
+        Returns a dict of numpy arrays: ``image (S, S, 3) uint8``, ``choose (m,) int64``,
+        ``seg (S, S) bool``, ``uv_map (3, U, U)`` and ``points (m, 3)`` (network units),
+        ``corr_vert_ids (m, 3) int64``, ``corr_bary (m, 3)``, ``affine (2, 3)`` full image -> crop,
+        ``K (3, 3)``, ``R (3, 3)``, ``t (3,)``, ``verts_face (n, 3)`` metres.
+        """
+        cfg, size = self.config, self.config.input_size
+        verts_cam = record.verts_cam_m
+        px = project_points(record.K, verts_cam)
+        box = box_from_points(px)
+        if rng is not None:
+            box = box + np.array([*rng.uniform(-1, 1, 2) * self.crop.shift_jitter * box[2], 0.0])
+            box[2] *= np.exp(rng.uniform(*np.log(self.crop.scale_jitter)))
+        A = crop_affine(box, size, self.crop.margin)
+        crop = warp_crop(record.image_rgb, A, size)
+        if rng is not None:
+            crop = _colour_jitter(rng, crop)
+        crop_px = px @ A[:, :2].T + A[:, 2]
+        raster = rasterize(crop_px, verts_cam[:, 2], self.topology.triangles, size, size, cull_back=True)
+        seg = raster.mask
+        choose = self._choose(seg, rng)
+        rows, cols = np.divmod(choose, size)
+        tri = raster.tri_id[rows, cols]
+        vert_ids = self.topology.triangles[np.maximum(tri, 0)].astype(np.int64)
+        bary = raster.bary[rows, cols].astype(np.float32)
+        verts_net = record.verts_face_m * COORD_SCALE
+        points = np.einsum("mk,mkc->mc", bary, verts_net[vert_ids]).astype(np.float32)
+        uv_map = interpolate(verts_net, self.topology.triangles, self.uv_raster).transpose(2, 0, 1)
+        return {"image": crop, "choose": choose, "seg": seg, "uv_map": np.ascontiguousarray(uv_map),
+                "points": points, "corr_vert_ids": vert_ids, "corr_bary": bary, "affine": A,
+                "K": record.K, "R": record.R_cam_face, "t": record.t_cam_face,
+                "verts_face": record.verts_face_m}
+
+    def _choose(self, seg: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        """``m`` flat pixel indices inside the face mask (repeated when there are fewer)."""
+        m = self.config.n_points
+        inside = np.flatnonzero(seg)
+        if len(inside) == 0:
+            raise ValueError("face not visible in the crop")
+        if rng is None:
+            idx = np.linspace(0, len(inside) - 1, m).round().astype(int) if len(inside) >= m else np.arange(m) % len(inside)
+            return inside[idx].astype(np.int64)
+        return inside[rng.choice(len(inside), m, replace=len(inside) < m)].astype(np.int64)
+
+
+def collate(examples: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """Stack examples into a batch of tensors (images stay uint8 ``(B, S, S, 3)``)."""
+    return {k: torch.from_numpy(np.stack([e[k] for e in examples])) for k in examples[0]}

@@ -1,0 +1,45 @@
+"""``perspnet-eval``: the paper's Table 2 (pose) and Table 4 (shape) on a test set, for PerspNet and baselines."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from perspnet.checkpoint import CheckpointError
+from perspnet.evaluate import EvalConfig, evaluate
+from perspnet.metrics import format_table
+from pipelines.atomic import write_json_atomic
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="perspnet-eval", description=__doc__)
+    ap.add_argument("--data", type=Path, required=True, help="ARKitFace-layout test folder")
+    ap.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped lite model")
+    ap.add_argument("--baselines", action="store_true", help="also MediaPipe + PnP(K) and direct regression")
+    ap.add_argument("--direct-checkpoint", type=Path, default=None,
+                    help="direct 6DoF regression checkpoint (default: the shipped one, with --baselines)")
+    ap.add_argument("--limit", type=int, default=None, help="first N samples only")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    args = ap.parse_args(argv)
+    direct = args.direct_checkpoint
+    if args.baselines and direct is None:
+        from perspnet.network.direct import default_direct_checkpoint
+
+        direct = default_direct_checkpoint() if default_direct_checkpoint().is_file() else None
+    try:
+        results = evaluate(EvalConfig(data=args.data, checkpoint=args.checkpoint, baselines=args.baselines,
+                                      direct_checkpoint=direct, limit=args.limit, batch_size=args.batch_size,
+                                      device=args.device))
+    except (CheckpointError, FileNotFoundError, ValueError) as e:
+        print(f"perspnet-eval: error: {e}", file=sys.stderr)
+        return 2
+    print(format_table(results))
+    if args.json is not None:
+        write_json_atomic(args.json, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
