@@ -93,7 +93,7 @@ class TargetBuilder:
         Returns a dict of numpy arrays: ``image (S, S, 3) uint8``, ``choose (m,) int64``,
         ``seg (S, S) bool``, ``uv_map (3, U, U)`` and ``points (m, 3)`` (network units),
         ``corr_vert_ids (m, 3) int64``, ``corr_bary (m, 3)``, ``affine (2, 3)`` full image -> crop,
-        ``K (3, 3)``, ``R (3, 3)``, ``t (3,)``, ``verts_face (n, 3)`` metres.
+        ``box (3,)`` the (jittered) face box (cx, cy, side) in pixels, ``K (3, 3)``, ``R (3, 3)``, ``t (3,)``, ``verts_face (n, 3)`` metres.
         """
         cfg, size = self.config, self.config.input_size
         verts_cam = record.verts_cam_m
@@ -119,7 +119,7 @@ class TargetBuilder:
         uv_map = interpolate(verts_net, self.topology.triangles, self.uv_raster).transpose(2, 0, 1)
         return {"image": crop, "choose": choose, "seg": seg, "uv_map": np.ascontiguousarray(uv_map),
                 "points": points, "corr_vert_ids": vert_ids, "corr_bary": bary, "affine": A,
-                "K": record.K, "R": record.R_cam_face, "t": record.t_cam_face,
+                "box": box, "K": record.K, "R": record.R_cam_face, "t": record.t_cam_face,
                 "verts_face": record.verts_face_m}
 
     def _choose(self, seg: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:

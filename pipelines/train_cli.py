@@ -26,13 +26,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
     ap.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
     ap.add_argument("--device", default=d.device, help="cpu or cuda")
+    ap.add_argument("--direct", action="store_true",
+                    help="train the 'direct 6DoF regress' baseline instead (writes OUT/direct.pt)")
     args = ap.parse_args(argv)
     if not (args.data / "index.csv").is_file():
         print(f"perspnet-train: error: {args.data}: no index.csv (an ARKitFace-layout folder is expected)",
               file=sys.stderr)
         return 2
-    final = train(TrainConfig(**vars(args)))
-    print(f"final checkpoint: {final}")
+    direct = vars(args).pop("direct")
+    cfg = TrainConfig(**vars(args))
+    if direct:
+        from perspnet.train_direct import train_direct
+
+        print(f"direct-regression checkpoint: {train_direct(cfg)}")
+        return 0
+    print(f"final checkpoint: {train(cfg)}")
     return 0
 
 
