@@ -159,8 +159,8 @@ def plot_curves(log_path: Path, png_path: Path) -> None:
 
     from pipelines.atomic import atomic_path
 
-    log = pd.read_csv(log_path)
-    if log.empty:
+    log = pd.read_csv(log_path) if log_path.stat().st_size > len(",".join(LOG_FIELDS)) + 1 else None
+    if log is None or log.empty:
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for k in ("total", "shape", "corr", "kl", "seg"):

@@ -1,0 +1,115 @@
+"""Training data targets, a tiny end-to-end training run, checkpoints, inference and evaluation."""
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from perspnet.checkpoint import CheckpointError, load_checkpoint
+from perspnet.conventions import project_points
+from perspnet.datasets.arkit import ArkitLayoutDataset
+from perspnet.evaluate import EvalConfig, evaluate
+from perspnet.inference import PerspNetPredictor
+from perspnet.metrics import METRIC_KEYS
+from perspnet.network.config import COORD_SCALE, lite
+from perspnet.synth.dataset_writer import write_samples
+from perspnet.train import TrainConfig, train
+from perspnet.training_data import TargetBuilder, crop_affine, warp_crop
+
+TINY = replace(lite(), input_size=64, uv_size=32, n_points=64)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory, train_generator):
+    root = tmp_path_factory.mktemp("tiny")
+    write_samples(root, 8, seed=21, split="train", generator=train_generator)
+    return root
+
+
+def test_crop_affine_maps_pixel_centres():
+    A = crop_affine(np.array([100.0, 50.0, 40.0]), 64, 1.5)  # crop side 60 px -> 64 px
+    img = np.zeros((120, 200, 3), np.uint8)
+    img[50, 100] = 255  # box centre pixel
+    crop = warp_crop(img, A, 64)
+    c = A @ np.array([100.0, 50.0, 1.0])
+    np.testing.assert_allclose(c, [31.5 + 32 / 60 * 0, 31.5], atol=0.6)
+    i, j = np.unravel_index(crop[..., 0].argmax(), crop.shape[:2])
+    assert abs(j - c[0]) <= 1 and abs(i - c[1]) <= 1
+
+
+def test_targets_are_exact(tiny_data):
+    ds = ArkitLayoutDataset(tiny_data)
+    builder = TargetBuilder(ds.topology, TINY)
+    for k in range(3):
+        rec = ds[k]
+        ex = builder(rec, np.random.default_rng(k))
+        assert ex["image"].shape == (64, 64, 3) and ex["choose"].shape == (64,)
+        assert ex["seg"].reshape(-1)[ex["choose"]].all()  # chosen pixels lie in the face mask
+        np.testing.assert_allclose(ex["corr_bary"].sum(1), 1.0, atol=1e-5)
+        # the target 3D point of each chosen pixel projects (through K and the crop) onto that pixel
+        X_cam = (ex["points"] / COORD_SCALE) @ rec.R_cam_face.T + rec.t_cam_face
+        crop_px = project_points(rec.K, X_cam) @ ex["affine"][:, :2].T + ex["affine"][:, 2]
+        rows, cols = np.divmod(ex["choose"], 64)
+        np.testing.assert_allclose(crop_px, np.column_stack([cols, rows]), atol=2e-3)
+        assert ex["uv_map"].shape == (3, 32, 32)
+        assert np.abs(ex["uv_map"]).max() < 1.5  # network units: metres * 10
+
+
+def test_tiny_training_run_loss_goes_down_and_resumes(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setattr("perspnet.network.config.lite", lambda: TINY)
+    cfg = TrainConfig(data=tiny_data, out=tmp_path / "run", iterations=30, batch_size=4, lr=2e-3, warmup=5,
+                      ckpt_every=20, log_every=5, workers=0, threads=2)
+    final = train(cfg)
+    log = pd.read_csv(tmp_path / "run" / "train_log.csv")
+    assert log["step"].tolist() == list(range(5, 35, 5))
+    assert log["total"].iloc[-2:].mean() < 0.8 * log["total"].iloc[:2].mean()
+    assert (tmp_path / "run" / "training_curves.png").stat().st_size > 1000
+    # resume: a longer run continues from last.pt at step 30
+    train(replace(cfg, iterations=35))
+    log = pd.read_csv(tmp_path / "run" / "train_log.csv")
+    assert log["step"].iloc[-1] == 35 and log["step"].is_monotonic_increasing
+    model, topo, crop, payload = load_checkpoint(final)
+    assert model.config == TINY and topo.n_verts == 468
+    assert all(not v.is_floating_point() or v.dtype == torch.float32 for v in model.state_dict().values())
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(bad)
+    torch.save({"format": "something else"}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a perspnet-tracker checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tiny_data, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("perspnet.network.config.lite", lambda: TINY)
+        return train(TrainConfig(data=tiny_data, out=tmp_path_factory.mktemp("r"), iterations=2, batch_size=2,
+                                 workers=0))
+
+
+def test_wrong_architecture_is_a_clear_error(tiny_checkpoint, tmp_path):
+    payload = torch.load(tiny_checkpoint, weights_only=False)
+    payload["model_config"]["width_mult"] = 1.0  # weights no longer fit
+    torch.save(payload, tmp_path / "mismatch.pt")
+    with pytest.raises(CheckpointError, match="does not match its architecture"):
+        load_checkpoint(tmp_path / "mismatch.pt")
+
+
+def test_inference_and_evaluation_run(tiny_data, tiny_checkpoint):
+    final = tiny_checkpoint
+    predictor = PerspNetPredictor(final, "cpu")
+    ds = ArkitLayoutDataset(tiny_data)
+    rec = ds[0]
+    box = np.array([*project_points(rec.K, rec.verts_cam_m).mean(0), 200.0])
+    est = predictor.predict([rec.image_rgb], [box], [rec.K])[0]
+    assert est.points_px.shape == (64, 2) and est.verts_face_m.shape == (468, 3)
+    results = evaluate(EvalConfig(data=tiny_data, checkpoint=final, limit=4, batch_size=2, device="cpu"))
+    assert set(METRIC_KEYS) <= set(results["perspnet"])
+    assert results["perspnet"]["n"] + results["perspnet"]["failures"] == 4
