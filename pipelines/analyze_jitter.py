@@ -1,0 +1,70 @@
+"""``analyze-jitter``: jitter (second difference, Savitzky-Golay residual) and ground-truth error of pose tracks.
+
+    analyze-jitter poses.csv [other.csv ...] [--gt gt.csv] [--labels A B ...] [--out DIR]
+
+A ``poses.csv`` with ``raw_`` columns counts as two runs, ``LABEL:filtered`` and ``LABEL:raw``. Prints a
+table (one row per run) and writes ``jitter.json``, ``jitter.csv``, ``jitter_timeseries.png`` and
+``jitter_spectrum.png`` into ``--out``. Exit codes: 0 done, 2 unusable input (one-line error naming the
+file), 1 an output could not be written. Metric definitions: :mod:`tracker.jitter`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipelines.atomic import OutputError
+from tracker.jitter import SAVGOL_ORDER, SAVGOL_WINDOW, JitterInputError, analyze, load_gt, load_pose_runs
+from tracker.jitter_report import format_tables, write_report
+
+PROG = "analyze-jitter"
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=PROG, description="Jitter and ground-truth error of pose tracks "
+                                 "(metrics: tracker.jitter).")
+    ap.add_argument("poses", type=Path, nargs="+", help="poses.csv files (one run each, two with raw_ columns)")
+    ap.add_argument("--gt", type=Path, default=None, help="gt.csv with frame timestamp_s qw qx qy qz tx ty tz")
+    ap.add_argument("--labels", nargs="+", default=None, help="one run label per poses file (default: names)")
+    ap.add_argument("--out", type=Path, default=Path("."), help="output folder (default: current folder)")
+    ap.add_argument("--savgol-window", type=int, default=SAVGOL_WINDOW, help="odd, frames (default %(default)s)")
+    ap.add_argument("--savgol-order", type=int, default=SAVGOL_ORDER,
+                    help="polynomial order (default %(default)s)")
+    return ap
+
+
+def _default_labels(paths: list[Path]) -> list[str]:
+    """File stems, or ``folder/stem`` when two inputs share a stem (``a/poses.csv``, ``b/poses.csv``)."""
+    stems = [p.stem for p in paths]
+    return [f"{p.parent.name}/{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
+
+
+def _error(message: str, code: int) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.labels is not None and len(args.labels) != len(args.poses):
+        return _error(f"--labels has {len(args.labels)} names for {len(args.poses)} poses files", 2)
+    if args.savgol_window % 2 == 0 or not 0 <= args.savgol_order < args.savgol_window:
+        return _error("--savgol-window must be odd and larger than --savgol-order", 2)
+    labels = args.labels or _default_labels(args.poses)
+    try:
+        runs = [run for path, label in zip(args.poses, labels) for run in load_pose_runs(path, label)]
+        gt = load_gt(args.gt) if args.gt is not None else None
+    except JitterInputError as err:
+        return _error(str(err), 2)
+    metrics = analyze(runs, gt, args.savgol_window, args.savgol_order)
+    print(format_tables(metrics, args.savgol_window, args.savgol_order))
+    try:
+        paths = write_report(args.out, metrics, runs, gt, args.savgol_window, args.savgol_order)
+    except (OutputError, OSError) as err:
+        return _error(str(err), 1)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""Error-state Kalman filter on SE(3) for the face pose ``T_cam_face`` with a constant-velocity model.
+
+State
+-----
+Nominal state: pose ``(R_cam_face (3, 3), t_cam_face (3,) [m])`` (``X_cam = R @ X_face + t``, see
+:mod:`perspnet.conventions`) and its body-frame velocity ``v = (v_rho [m/s], v_phi [rad/s])`` ``(6,)``,
+the twist per second expressed in the face frame: over ``dt`` seconds the pose moves by
+``T <- T exp(v dt)``. Tangent order (rho, phi) as fixed in :mod:`tracker.se3`.
+
+Error state ``(12,)``, laid out as :data:`STATE_LAYOUT`: the true state is
+``T = T_hat exp(d[0:6])`` (right, i.e. face-frame, perturbation) and ``v = v_hat + d[6:12]``.
+``P`` ``(12, 12)`` is the covariance of ``d``; the error mean is reset to zero after every update.
+
+Models (all times in seconds, from the stream's timestamps; the frame rate may vary)
+-----------------------------------------------------------------------------------
+* Prediction: ``T' = T exp(v dt)``, ``v' = v``; error transition
+  ``F = [[Ad(exp(-v dt)), J_r(v dt) dt], [0, I]]``; process noise from white acceleration with
+  spectral density ``q`` per axis: blocks ``q dt^3/3, q dt^2/2, q dt`` (:func:`process_noise`).
+* Measurement: a pose ``T_meas``; innovation ``y = log(T_pred^-1 T_meas)`` ``(6,)``, ``H = [I_6 0]``,
+  ``R_k = blockdiag(R_pred^T diag(sx^2, sy^2, sz^2) R_pred, s_rot^2 I) / confidence``: the translation
+  noise is given along the camera axes (z, the depth, is the noisiest for a monocular camera) and
+  rotated into the face frame of the innovation.
+* Gating: ``d2 = y^T S^-1 y`` against the chi-square quantile (6 dof) at ``gate_probability``; a gated
+  measurement is skipped (prediction only) and reported.
+* Track life: the first measurement initialises the track; frames without a measurement are predicted;
+  when more than ``lost_after_s`` has passed since the last accepted measurement the track is lost and
+  the next measurement starts a new segment.
+
+The linear algebra of predict/update is filterpy's (``filterpy.kalman.predict`` / ``update``, Joseph
+form) on the zero-mean error state; ``S`` and ``d2`` are computed here before the update because the
+gate must decide before a posterior is committed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from filterpy.kalman import predict as kf_predict
+from filterpy.kalman import update as kf_update
+from scipy.stats import chi2
+
+from tracker.se3 import adjoint, between, compose, se3_exp, se3_right_jacobian
+
+__all__ = [
+    "STATE_LAYOUT",
+    "STATE_SLICES",
+    "STATE_DIM",
+    "MEAS_DIM",
+    "STATUSES",
+    "FilterConfig",
+    "PoseEstimate",
+    "Innovation",
+    "StepRecord",
+    "SE3KalmanFilter",
+    "propagate",
+    "transition_jacobian",
+    "process_noise",
+    "measurement_covariance",
+]
+
+STATE_LAYOUT = ("rho", "phi", "v_rho", "v_phi")  # error state: pose (translation, rotation), velocity
+STATE_SLICES = {name: slice(3 * i, 3 * i + 3) for i, name in enumerate(STATE_LAYOUT)}
+STATE_DIM = 12
+MEAS_DIM = 6
+H = np.hstack([np.eye(MEAS_DIM), np.zeros((MEAS_DIM, STATE_DIM - MEAS_DIM))])  # y ~= d[0:6] + noise
+
+# Per-frame status: "idle" no track; "lost" the track was declared lost at this frame (no measurement
+# to restart it); "init" a track (re)started from this frame's measurement; "update" measurement
+# accepted; "gated" measurement rejected by the gate; "predict" no measurement.
+STATUSES = ("idle", "lost", "init", "update", "gated", "predict")
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """Noise model and track policy of :class:`SE3KalmanFilter`. Validated on construction.
+
+    Attributes:
+        accel_noise_trans: square root of the translational acceleration spectral density,
+            (m/s^2)/sqrt(Hz) (the density itself is its square, m^2/s^3), per face-frame axis.
+        accel_noise_rot: same for rotation, (rad/s^2)/sqrt(Hz).
+        meas_sd_xy_m: measured translation sd along camera x and y at confidence 1, metres.
+        meas_sd_z_m: measured translation sd along camera z (depth) at confidence 1, metres.
+        meas_sd_rot_rad: measured rotation sd per axis at confidence 1, radians.
+        gate_probability: chi-square (6 dof) probability of the gate; larger gates fewer measurements.
+        lost_after_s: seconds without an accepted measurement after which the track is lost.
+        init_vel_sd_trans: sd of the initial translational velocity, m/s.
+        init_vel_sd_rot: sd of the initial angular velocity, rad/s.
+    """
+
+    accel_noise_trans: float = 0.1
+    accel_noise_rot: float = 0.5
+    meas_sd_xy_m: float = 0.0015
+    meas_sd_z_m: float = 0.006
+    meas_sd_rot_rad: float = math.radians(1.0)
+    gate_probability: float = 0.99999
+    lost_after_s: float = 0.5
+    init_vel_sd_trans: float = 0.3
+    init_vel_sd_rot: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("accel_noise_trans", "accel_noise_rot", "meas_sd_xy_m", "meas_sd_z_m",
+                     "meas_sd_rot_rad", "lost_after_s", "init_vel_sd_trans", "init_vel_sd_rot"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"FilterConfig.{name} must be a finite number > 0, got {value!r}")
+        if not 0.0 < self.gate_probability < 1.0:
+            raise ValueError(f"FilterConfig.gate_probability must be in (0, 1), got {self.gate_probability!r}")
+
+    @property
+    def gate_threshold(self) -> float:
+        """Largest accepted Mahalanobis distance squared ``d2`` (chi-square quantile, 6 dof)."""
+        return float(chi2.ppf(self.gate_probability, MEAS_DIM))
+
+
+@dataclass(frozen=True)
+class PoseEstimate:
+    """A Gaussian on the filter state: ``R (3, 3)``, ``t (3,) [m]`` (T_cam_face), ``v (6,)`` body twist
+    rate ``(m/s, rad/s)``, ``P (12, 12)`` error covariance in :data:`STATE_LAYOUT` order."""
+
+    R: np.ndarray
+    t: np.ndarray
+    v: np.ndarray
+    P: np.ndarray
+
+
+@dataclass(frozen=True)
+class Innovation:
+    """One measurement's innovation ``y (6,)`` (rho [m], phi [rad]), its covariance ``S (6, 6)``,
+    the measurement covariance ``R_k (6, 6)`` used, ``d2 = y^T S^-1 y`` and whether it was gated."""
+
+    y: np.ndarray
+    S: np.ndarray
+    R_k: np.ndarray
+    d2: float
+    gated: bool
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What :meth:`SE3KalmanFilter.step` did at one frame.
+
+    Attributes:
+        time_s: frame timestamp, seconds.
+        dt_s: seconds since the previous frame the filter saw (nan when there was no track).
+        status: one of :data:`STATUSES`.
+        segment: track segment id (0, 1, ... in order of initialisation), -1 without a track.
+        prior: the predicted state (None for "init" and frames without a track).
+        posterior: the state after this frame (None without a track); equals ``prior`` unless "update".
+        F: ``(12, 12)`` error transition from the previous posterior to ``prior`` (None with ``prior``).
+        innovation: the measurement's :class:`Innovation` ("update" and "gated" frames), else None.
+    """
+
+    time_s: float
+    dt_s: float
+    status: str
+    segment: int
+    prior: PoseEstimate | None = None
+    posterior: PoseEstimate | None = None
+    F: np.ndarray | None = field(default=None, repr=False)
+    innovation: Innovation | None = None
+
+    @property
+    def valid(self) -> bool:
+        """True where the track has a pose at this frame."""
+        return self.posterior is not None
+
+
+def propagate(R: np.ndarray, t: np.ndarray, v: np.ndarray, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Constant-velocity motion: ``T exp(v dt)``. ``R (3, 3)``, ``t (3,) [m]``, ``v (6,)`` body twist rate."""
+    return compose(R, t, *se3_exp(np.asarray(v, dtype=np.float64) * dt_s))
+
+
+def transition_jacobian(v: np.ndarray, dt_s: float) -> np.ndarray:
+    """Error-state transition ``F (12, 12)`` of :func:`propagate` at velocity ``v (6,)`` over ``dt_s``."""
+    step = np.asarray(v, dtype=np.float64) * dt_s
+    F = np.eye(STATE_DIM)
+    F[:6, :6] = adjoint(*se3_exp(-step))
+    F[:6, 6:] = se3_right_jacobian(step) * dt_s
+    return F
+
+
+def process_noise(config: FilterConfig, dt_s: float) -> np.ndarray:
+    """``Q (12, 12)`` of white acceleration over ``dt_s`` seconds (pose/velocity cross terms included)."""
+    q = np.repeat([config.accel_noise_trans**2, config.accel_noise_rot**2], 3)  # per axis, (rho, phi)
+    Q = np.zeros((STATE_DIM, STATE_DIM))
+    Q[:6, :6] = np.diag(q * dt_s**3 / 3.0)
+    Q[:6, 6:] = Q[6:, :6] = np.diag(q * dt_s**2 / 2.0)
+    Q[6:, 6:] = np.diag(q * dt_s)
+    return Q
+
+
+def measurement_covariance(config: FilterConfig, R_cam_face: np.ndarray, confidence: float) -> np.ndarray:
+    """``R_k (6, 6)`` of the innovation (face-frame tangent, (rho, phi)) for a measurement of the given
+    ``confidence`` in (0, 1]; ``R_cam_face (3, 3)`` rotates the camera-axis translation noise."""
+    cov_cam = np.diag([config.meas_sd_xy_m**2, config.meas_sd_xy_m**2, config.meas_sd_z_m**2])
+    R_k = np.zeros((MEAS_DIM, MEAS_DIM))
+    R_k[:3, :3] = R_cam_face.T @ cov_cam @ R_cam_face
+    R_k[3:, 3:] = np.eye(3) * config.meas_sd_rot_rad**2
+    return R_k / confidence
+
+
+def _check_measurement(R: np.ndarray, t: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    R = np.asarray(R, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    if R.shape != (3, 3) or t.shape != (3,) or not (np.all(np.isfinite(R)) and np.all(np.isfinite(t))):
+        raise ValueError(f"measurement must be finite R (3, 3) and t (3,), got {R.shape} and {t.shape}")
+    if not 0.0 < confidence <= 1.0:
+        raise ValueError(f"confidence must be in (0, 1], got {confidence!r}")
+    return R, t
+
+
+class SE3KalmanFilter:
+    """Constant-velocity error-state Kalman filter on SE(3); see the module docstring for the models.
+
+    Use :meth:`step` once per frame, in time order: it keeps the time, the track's life and segments.
+    :meth:`initialise`, :meth:`predict`, :meth:`innovation` and :meth:`update` are its parts; ``predict``
+    and ``update`` work on the current :attr:`state` without looking at time.
+    """
+
+    def __init__(self, config: FilterConfig | None = None) -> None:
+        self.config = config or FilterConfig()
+        self._gate = self.config.gate_threshold
+        self.state: PoseEstimate | None = None  # current estimate; None without a track
+        self.segment = -1
+        self._time_s = math.nan  # time of the last step
+        self._accept_s = math.nan  # time of the last accepted (or initialising) measurement
+
+    def initialise(self, time_s: float, R_meas: np.ndarray, t_meas: np.ndarray, confidence: float = 1.0
+                   ) -> PoseEstimate:
+        """Start a new track segment at ``time_s`` [s] from a measured pose, with zero velocity; the pose
+        covariance is the measurement's, the velocity's from the config."""
+        R, t = _check_measurement(R_meas, t_meas, confidence)
+        self._time_s = self._accept_s = time_s
+        cfg = self.config
+        P = np.zeros((STATE_DIM, STATE_DIM))
+        P[:6, :6] = measurement_covariance(cfg, R, confidence)
+        P[6:, 6:] = np.diag(np.repeat([cfg.init_vel_sd_trans**2, cfg.init_vel_sd_rot**2], 3))
+        self.state = PoseEstimate(R, t, np.zeros(6), P)
+        self.segment += 1
+        return self.state
+
+    def predict(self, dt_s: float) -> tuple[PoseEstimate, np.ndarray]:
+        """Advance the track by ``dt_s`` > 0 seconds; returns the prior and the transition ``F (12, 12)``."""
+        s = self._require_state()
+        if not dt_s > 0:
+            raise ValueError(f"dt_s must be > 0, got {dt_s!r}")
+        F = transition_jacobian(s.v, dt_s)
+        _, P = kf_predict(np.zeros(STATE_DIM), s.P, F, process_noise(self.config, dt_s))
+        self.state = PoseEstimate(*propagate(s.R, s.t, s.v, dt_s), s.v, P)
+        return self.state, F
+
+    def innovation(self, R_meas: np.ndarray, t_meas: np.ndarray, confidence: float = 1.0) -> Innovation:
+        """Innovation of a measured pose against the current state, with the gate decision; no change."""
+        s = self._require_state()
+        R, t = _check_measurement(R_meas, t_meas, confidence)
+        y = between(s.R, s.t, R, t)
+        R_k = measurement_covariance(self.config, s.R, confidence)
+        S = H @ s.P @ H.T + R_k
+        d2 = float(y @ np.linalg.solve(S, y))
+        return Innovation(y, S, R_k, d2, gated=d2 > self._gate)
+
+    def update(self, R_meas: np.ndarray, t_meas: np.ndarray, confidence: float = 1.0) -> Innovation:
+        """Fuse a measured pose unless the gate rejects it; returns the :class:`Innovation` either way."""
+        inn = self.innovation(R_meas, t_meas, confidence)
+        if inn.gated:
+            return inn
+        s = self.state
+        dx, P = kf_update(np.zeros(STATE_DIM), s.P, inn.y, inn.R_k, H)
+        # Reset the error mean to zero: the error relative to the corrected pose is J_r(dx) e.
+        J = np.eye(STATE_DIM)
+        J[:6, :6] = se3_right_jacobian(dx[:6])
+        P = J @ P @ J.T
+        self.state = PoseEstimate(*compose(s.R, s.t, *se3_exp(dx[:6])), s.v + dx[6:], 0.5 * (P + P.T))
+        return inn
+
+    def step(self, time_s: float, measurement: tuple[np.ndarray, np.ndarray] | None = None,
+             confidence: float = 1.0) -> StepRecord:
+        """Process one frame at ``time_s`` seconds (increasing) with an optional measured ``(R, t)``."""
+        dt = time_s - self._time_s
+        if not math.isfinite(time_s) or dt <= 0:
+            raise ValueError(f"timestamps must increase: {time_s!r} after {self._time_s!r}")
+        self._time_s = time_s
+        lost = self.state is not None and time_s - self._accept_s > self.config.lost_after_s
+        if lost:
+            self.state = None
+        if self.state is None:
+            if measurement is None:
+                return StepRecord(time_s, math.nan, "lost" if lost else "idle", -1)
+            post = self.initialise(time_s, *measurement, confidence)
+            return StepRecord(time_s, math.nan, "init", self.segment, prior=None, posterior=post)
+        prior, F = self.predict(dt)
+        if measurement is None:
+            return StepRecord(time_s, dt, "predict", self.segment, prior, prior, F)
+        inn = self.update(*measurement, confidence)
+        if not inn.gated:
+            self._accept_s = time_s
+        return StepRecord(time_s, dt, "gated" if inn.gated else "update", self.segment, prior, self.state,
+                          F, inn)
+
+    def _require_state(self) -> PoseEstimate:
+        if self.state is None:
+            raise RuntimeError("the filter has no track: call initialise() or step() with a measurement")
+        return self.state
