@@ -7,7 +7,8 @@
    frame and on a square crop of 2.6x the face around it (MediaPipe's short-range detector misses faces
    that are small in a large frame, a limit of the detector's input size, not of the face's look); and
    the median distance between its landmarks and our projected vertices, as a fraction of the face size.
-3. ``contact_sheet.png`` of 32 samples (train split) in --out.
+3. ``contact_sheet.png`` of 32 samples (train split) and ``clip_strip.png`` (8 frames of an ``approach``
+   and of a ``turn`` clip of a held-out identity) in --out.
 
 Usage: python scripts/check_synth_quality.py [--n 100] [--split test] [--out runs/synth_quality]
 """
@@ -24,7 +25,9 @@ from tqdm import tqdm
 from perspnet.conventions import project_points
 from perspnet.landmarker import FaceLandmarker
 from perspnet.synth.bank import default_bank
+from perspnet.synth.clips import ClipConfig, write_clip
 from perspnet.synth.sampler import SampleGenerator, SynthSample
+from pipelines.video_io import iter_frames
 
 
 def round_trip(sample: SynthSample, triangles: np.ndarray) -> tuple[float, float]:
@@ -116,6 +119,14 @@ def main() -> None:
     sheet = np.vstack([np.hstack(tiles[r * 8:(r + 1) * 8]) for r in range(4)])
     cv2.imwrite(str(args.out / "contact_sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))  # BGR at the edge
     print(f"wrote {args.out / 'contact_sheet.png'}")
+
+    strips = []
+    for motion in ("approach", "turn"):
+        clip = write_clip(args.out / f"clip_{motion}", args.seed, ClipConfig(motion=motion, frames=48), gen)
+        frames = [f.image_rgb for f in iter_frames(clip / "video.mp4")][::6]
+        strips.append(np.hstack([cv2.resize(f, (320, 180), interpolation=cv2.INTER_AREA) for f in frames]))
+    cv2.imwrite(str(args.out / "clip_strip.png"), cv2.cvtColor(np.vstack(strips), cv2.COLOR_RGB2BGR))
+    print(f"wrote {args.out / 'clip_strip.png'}")
 
 
 if __name__ == "__main__":
