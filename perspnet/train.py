@@ -19,7 +19,7 @@ from perspnet.network.losses import LossTargets, perspnet_loss
 from perspnet.network.model import PerspNet
 from perspnet.training_data import CropConfig, TargetBuilder, collate
 
-__all__ = ["TrainConfig", "RecordDataset", "train", "plot_curves"]
+__all__ = ["TrainConfig", "RecordDataset", "scheduled_batches", "train", "plot_curves"]
 
 LOG_FIELDS = ("step", "total", "shape", "kl", "entropy", "corr", "seg", "lr", "seconds")
 
@@ -75,6 +75,19 @@ def _lr_factor(step: int, cfg: TrainConfig) -> float:
     return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0)))
 
 
+def scheduled_batches(loader, opt: torch.optim.Optimizer, cfg: TrainConfig, step: int):
+    """Yield ``(step, batch)`` from ``step`` up to ``cfg.iterations``, cycling over ``loader`` (epochs), with
+    the optimizer's learning rate set for each step."""
+    while step < cfg.iterations:
+        for batch in loader:
+            if step >= cfg.iterations:
+                return
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * _lr_factor(step, cfg)
+            yield step, batch
+            step += 1
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train (or resume from ``out/last.pt``) and return the path of the final checkpoint ``out/final.pt``."""
     torch.manual_seed(cfg.seed)
@@ -114,34 +127,29 @@ def train(cfg: TrainConfig) -> Path:
     t0 = time.time()
     running: dict[str, float] = {}
     with tqdm(total=cfg.iterations, initial=step, desc=f"train {cfg.preset}", unit="it") as bar:
-        while step < cfg.iterations:
-            for batch in loader:
-                if step >= cfg.iterations:
-                    break
-                for g in opt.param_groups:
-                    g["lr"] = cfg.lr * _lr_factor(step, cfg)
-                batch["uv_weight"] = uv_weight
-                images = model_cfg.normalize_images(batch["image"].to(device))
-                outputs = model(images, batch["choose"].to(device))
-                terms = perspnet_loss(outputs, _targets(batch, device), model_cfg.loss)
-                opt.zero_grad(set_to_none=True)
-                terms.total.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                opt.step()
-                step += 1
-                for k, v in terms.as_floats().items():
-                    running[k] = running.get(k, 0.0) + v
-                bar.update(1)
-                if step % cfg.log_every == 0:
-                    row = {k: running.get(k, 0.0) / cfg.log_every for k in LOG_FIELDS if k in running}
-                    writer.writerow({"step": step, **row, "lr": opt.param_groups[0]["lr"],
-                                     "seconds": round(time.time() - t0, 1)})
-                    log_file.flush()
-                    bar.set_postfix(loss=f"{row['total']:.4f}", corr_mm=f"{row['corr'] * 100:.1f}")
-                    running = {}
-                if step % cfg.ckpt_every == 0 or step == cfg.iterations:
-                    save_checkpoint(last, model, records.topology, crop, extra())
-                    plot_curves(log_path, out / "training_curves.png")
+        for step, batch in scheduled_batches(loader, opt, cfg, step):
+            batch["uv_weight"] = uv_weight
+            images = model_cfg.normalize_images(batch["image"].to(device))
+            outputs = model(images, batch["choose"].to(device))
+            terms = perspnet_loss(outputs, _targets(batch, device), model_cfg.loss)
+            opt.zero_grad(set_to_none=True)
+            terms.total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            step += 1
+            for k, v in terms.as_floats().items():
+                running[k] = running.get(k, 0.0) + v
+            bar.update(1)
+            if step % cfg.log_every == 0:
+                row = {k: running.get(k, 0.0) / cfg.log_every for k in LOG_FIELDS if k in running}
+                writer.writerow({"step": step, **row, "lr": opt.param_groups[0]["lr"],
+                                 "seconds": round(time.time() - t0, 1)})
+                log_file.flush()
+                bar.set_postfix(loss=f"{row['total']:.4f}", corr_mm=f"{row['corr'] * 100:.1f}")
+                running = {}
+            if step % cfg.ckpt_every == 0 or step == cfg.iterations:
+                save_checkpoint(last, model, records.topology, crop, extra())
+                plot_curves(log_path, out / "training_curves.png")
     log_file.close()
     final = out / "final.pt"
     save_checkpoint(final, model, records.topology, crop, {"step": step}, half=True)

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from perspnet.datasets.arkit import ArkitLayoutDataset
 from perspnet.network import config as presets
 from perspnet.network.direct import DIRECT_FORMAT, DirectRegressNet, pose_from_output
-from perspnet.train import RecordDataset, TrainConfig, _lr_factor
+from perspnet.train import RecordDataset, TrainConfig, scheduled_batches
 from perspnet.training_data import CropConfig, TargetBuilder, collate
 from pipelines.atomic import atomic_path
 
@@ -34,24 +34,17 @@ def train_direct(cfg: TrainConfig) -> Path:
         persistent_workers=cfg.workers > 0)
     model = DirectRegressNet(model_cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step = 0
     with tqdm(total=cfg.iterations, desc="train direct", unit="it") as bar:
-        while step < cfg.iterations:
-            for batch in loader:
-                if step >= cfg.iterations:
-                    break
-                for g in opt.param_groups:
-                    g["lr"] = cfg.lr * _lr_factor(step, cfg)
-                out = model(model_cfg.normalize_images(batch["image"]))
-                R, t = pose_from_output(out, batch["box"].float(), batch["K"].float())
-                loss = (R - batch["R"].float()).abs().mean() + 10 * (t - batch["t"].float()).abs().mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-                bar.update(1)
-                if step % cfg.log_every == 0:
-                    bar.set_postfix(loss=f"{float(loss):.4f}")
+        for step, batch in scheduled_batches(loader, opt, cfg, 0):
+            out = model(model_cfg.normalize_images(batch["image"]))
+            R, t = pose_from_output(out, batch["box"].float(), batch["K"].float())
+            loss = (R - batch["R"].float()).abs().mean() + 10 * (t - batch["t"].float()).abs().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            bar.update(1)
+            if (step + 1) % cfg.log_every == 0:
+                bar.set_postfix(loss=f"{float(loss):.4f}")
     out_path = Path(cfg.out) / "direct.pt"
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     with atomic_path(out_path) as tmp:
