@@ -113,3 +113,31 @@ def test_inference_and_evaluation_run(tiny_data, tiny_checkpoint):
     results = evaluate(EvalConfig(data=tiny_data, checkpoint=final, limit=4, batch_size=2, device="cpu"))
     assert set(METRIC_KEYS) <= set(results["perspnet"])
     assert results["perspnet"]["n"] + results["perspnet"]["failures"] == 4
+
+
+def test_evaluation_on_biwi_layout_scores_pose_only(tmp_path, tiny_checkpoint, test_generator, face_model):
+    """BIWI-layout frames with rendered faces (BIWI head frame = our face frame, origin 0): the same
+    evaluation code finds the faces with MediaPipe and scores rotation and translation."""
+    import cv2
+
+    from perspnet.conventions import matrix_from_euler_deg
+    from tests.test_datasets import BIWI_DIST, BIWI_K, BIWI_R_CAL, BIWI_T_CAL_MM, _rows, write_biwi_cal
+
+    folder = tmp_path / "hpdb" / "01"
+    folder.mkdir(parents=True)
+    write_biwi_cal(folder / "rgb.cal", BIWI_K, np.zeros_like(BIWI_DIST), BIWI_R_CAL, BIWI_T_CAL_MM)
+    write_biwi_cal(folder / "depth.cal", BIWI_K, np.zeros(4), np.eye(3), np.zeros(3))
+    rng = np.random.default_rng(3)
+    ident, shape, ipd = test_generator.draw_identity(rng)
+    for k, yaw in enumerate((-20.0, 0.0, 25.0)):
+        R, t = matrix_from_euler_deg(yaw, 5.0, 0.0), np.array([0.0, 0.0, 0.6])
+        s = test_generator.render(rng, ident, shape, R, t, BIWI_K, 640, 480, ipd, ident.texture,
+                                  test_generator.draw_light(rng), np.full((480, 640, 3), 90, np.uint8))
+        R_depth, t_depth_mm = BIWI_R_CAL.T @ R, BIWI_R_CAL.T @ (t * 1000.0 - BIWI_T_CAL_MM)
+        (folder / f"frame_{k:05d}_pose.txt").write_text(_rows(R_depth) + "\n" + _rows(t_depth_mm))
+        cv2.imwrite(str(folder / f"frame_{k:05d}_rgb.png"), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
+    results = evaluate(EvalConfig(data=tmp_path, checkpoint=tiny_checkpoint, baselines=True, device="cpu"))
+    mp = results["mediapipe_pnp"]
+    assert mp["n"] == 3 and mp["mae_r"] < 8.0
+    assert np.isnan(mp["add"]) and np.isnan(mp["shape_mean_mm"])
+    assert results["perspnet"]["n"] + results["perspnet"]["failures"] == 3
