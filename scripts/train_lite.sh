@@ -9,7 +9,7 @@ ITERATIONS=${ITERATIONS:-4000}
 [ -f data/synth_train/index.csv ] || $PY -m pipelines.synth_cli samples --n 12000 --seed 1 --split train --out data/synth_train
 [ -f data/synth_test/index.csv ] || $PY -m pipelines.synth_cli samples --n 1000 --seed 1000 --split test --out data/synth_test
 $PY -m pipelines.train_cli --config lite --data data/synth_train --out runs/lite --iterations "$ITERATIONS" \
-    --batch-size 16 --lr 1e-3 --seed 0 --workers 1 --threads 2
+    --batch-size 16 --lr 1e-3 --seed 0 --workers 1 --threads 1
 mkdir -p checkpoints
 cp runs/lite/final.pt checkpoints/perspnet_lite.pt
 $PY -m pipelines.eval_cli --data data/synth_test --checkpoint checkpoints/perspnet_lite.pt --baselines \
