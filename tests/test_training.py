@@ -12,19 +12,11 @@ from perspnet.datasets.arkit import ArkitLayoutDataset
 from perspnet.evaluate import EvalConfig, evaluate
 from perspnet.inference import PerspNetPredictor
 from perspnet.metrics import METRIC_KEYS
-from perspnet.network.config import COORD_SCALE, lite
-from perspnet.synth.dataset_writer import write_samples
+from perspnet.network.config import COORD_SCALE
 from perspnet.train import TrainConfig, train
 from perspnet.training_data import TargetBuilder, crop_affine, warp_crop
 
-TINY = replace(lite(), input_size=64, uv_size=32, n_points=64)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory, train_generator):
-    root = tmp_path_factory.mktemp("tiny")
-    write_samples(root, 8, seed=21, split="train", generator=train_generator)
-    return root
+from conftest import TINY
 
 
 def test_crop_affine_maps_pixel_centres():
@@ -84,14 +76,6 @@ def test_checkpoint_errors(tmp_path):
     torch.save({"format": "something else"}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a perspnet-tracker checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tiny_data, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("perspnet.network.config.lite", lambda: TINY)
-        return train(TrainConfig(data=tiny_data, out=tmp_path_factory.mktemp("r"), iterations=2, batch_size=2,
-                                 workers=0))
 
 
 def test_wrong_architecture_is_a_clear_error(tiny_checkpoint, tmp_path):

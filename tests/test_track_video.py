@@ -1,0 +1,248 @@
+"""track-video end to end on a short synthetic clip with a tiny trained checkpoint, the MediaPipe baseline,
+bad inputs, and the tracker's pieces (boxes, warm/cold PnP).
+
+The tiny checkpoint (2 training steps) predicts nothing useful, so the clip is tracked with the
+acceptance thresholds turned off (``LOOSE``): poses are garbage but every path (identity, refine, filter,
+scaling, outputs) runs on real numbers.
+"""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from perspnet.assets import pyfeat_file
+from perspnet.conventions import matrix_from_euler_deg, project_points, transform_points
+from perspnet.intrinsics import Intrinsics
+from perspnet.pnp import PnPConfig
+from perspnet.synth.clips import ClipConfig, write_clip
+from perspnet.training_data import box_from_points
+from pipelines.mediapipe_track import MediaPipeTrackConfig, mediapipe_track
+from pipelines.track_cli import main as track_main
+from pipelines.track_outputs import TRACK_COLUMNS, read_poses_csv
+from pipelines.track_video import STAGES, TrackConfig, track_video
+from pipelines.video_io import iter_frames
+from tracker.acquisition import box_from_pose, box_in_view
+from tracker.identity import IdentityConfig
+from tracker.jitter import load_pose_runs
+from tracker.measure import MeasureConfig, measure_pose
+from tracker.online import OnlineConfig
+
+LOOSE = OnlineConfig(min_mask_fraction=0.0, measure=MeasureConfig(min_confidence=0.0),
+                     identity=IdentityConfig(min_confidence=0.0))
+POSE_CELLS = [c for c in TRACK_COLUMNS if c.removeprefix("raw_") in
+              ("qw", "qx", "qy", "qz", "tx", "ty", "tz", "yaw_deg", "pitch_deg", "roll_deg")]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, test_generator):
+    cfg = ClipConfig(motion="mixed", frames=20, width=320, height=240, fx=300.0)
+    return write_clip(tmp_path_factory.mktemp("clip"), 3, cfg, test_generator)
+
+
+@pytest.fixture(scope="module")
+def tracked(clip, tiny_checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("track") / "out"
+    config = TrackConfig(video=clip / "video.mp4", intrinsics=clip / "K.json", out=out, checkpoint=tiny_checkpoint,
+                         device="cpu", batch_size=6, overlay=True, save_meshes=True, tracker=LOOSE)
+    return track_video(config, notify=None)
+
+
+def test_outputs_exist_with_the_documented_columns(tracked):
+    out = tracked.out_dir
+    names = {"poses.csv", "identity.obj", "identity.npz", "meshes.npz", "overlay.mp4", "stability.png",
+             "summary.json"}
+    assert {p.name for p in out.iterdir()} == names
+    assert set(tracked.files) == names
+    header = (out / "poses.csv").read_text().splitlines()[0].split(",")
+    assert tuple(header) == TRACK_COLUMNS
+    obj = (out / "identity.obj").read_text().splitlines()
+    assert sum(line.startswith("v ") for line in obj) == 468 and sum(line.startswith("f ") for line in obj) == 898
+    assert not list(out.parent.glob(".*tmp*"))  # no staging folder left
+
+
+def test_poses_csv_round_trips(tracked):
+    df = read_poses_csv(tracked.out_dir / "poses.csv")
+    expected = tracked.track.table()
+    assert list(df.columns) == list(expected.columns)
+    for column in TRACK_COLUMNS:
+        a, b = df[column].to_numpy(dtype=float, na_value=np.nan), expected[column].to_numpy(dtype=float,
+                                                                                             na_value=np.nan)
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12, equal_nan=True, err_msg=column)
+    # the analyze-jitter reader accepts it: filtered and raw runs
+    runs = load_pose_runs(tracked.out_dir / "poses.csv", "t")
+    assert [r.label for r in runs] == ["t:filtered", "t:raw"]
+    assert runs[1].valid.sum() == df.success.sum()
+
+
+def test_failed_rows_have_empty_pose_cells(tracked):
+    df = read_poses_csv(tracked.out_dir / "poses.csv")
+    assert 0 < df.success.sum() < len(df)  # both kinds of rows occur on this clip
+    failed = df[df.success == 0]
+    assert failed[POSE_CELLS + ["inliers", "reproj_err_px", "shape_dev_mm"]].isna().all().all()
+    assert (failed.confidence == 0).all()
+    ok = df[df.success == 1]
+    assert ok[POSE_CELLS + ["inliers", "shape_dev_mm"]].notna().all().all()
+    q = ok[["qw", "qx", "qy", "qz"]].to_numpy()
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-8)
+    lines = (tracked.out_dir / "poses.csv").read_text().splitlines()[1:]
+    first_failed = lines[int(failed.index[0])].split(",")
+    assert all(first_failed[TRACK_COLUMNS.index(c)] == "" for c in POSE_CELLS)
+
+
+def test_frames_and_timestamps_come_from_the_stream(tracked, clip):
+    frames = list(iter_frames(clip / "video.mp4"))
+    df = read_poses_csv(tracked.out_dir / "poses.csv")
+    assert len(df) == len(frames) == 20
+    assert df.frame.tolist() == list(range(20))
+    np.testing.assert_allclose(df.timestamp_s, [f.timestamp_s for f in frames], atol=1e-9)
+    np.testing.assert_allclose(df.timestamp_s, pd.read_csv(clip / "gt.csv").timestamp_s, atol=1e-3)
+
+
+def test_summary(tracked):
+    s = json.loads((tracked.out_dir / "summary.json").read_text())
+    assert s["frames"] == 20 and s["frames_with_pose"] == int(tracked.track.success.sum())
+    assert s["detection_rate"] == pytest.approx(s["frames_with_pose"] / 20)
+    assert set(s["stage_seconds"]) == set(STAGES) and s["processing_fps"] > 0
+    assert s["detector_calls"] >= 1 and sum(s["box_sources"].values()) == 20
+    assert [r["label"] for r in s["jitter"]["runs"]] == ["perspnet:filtered", "perspnet:raw"]
+    assert s["identity"]["frames_used"] >= 1 and s["camera"]["fx"] == 300.0
+    assert s["notes"] == []  # K.json matches the video; one face
+
+
+def test_meshes_and_overlay(tracked):
+    meshes = np.load(tracked.out_dir / "meshes.npz")
+    assert meshes["verts_cam_m"].shape == (20, 468, 3)
+    np.testing.assert_array_equal(meshes["valid"], tracked.track.success)
+    assert np.isfinite(meshes["verts_cam_m"][meshes["valid"]]).all()
+    assert np.isnan(meshes["verts_cam_m"][~meshes["valid"]]).all()
+    assert len(list(iter_frames(tracked.out_dir / "overlay.mp4"))) == 20
+
+
+def test_ipd_scales_every_translation_by_the_same_factor(tracked, clip, tiny_checkpoint, tmp_path):
+    scaled = track_video(TrackConfig(video=clip / "video.mp4", intrinsics=clip / "K.json", out=tmp_path / "ipd",
+                                     checkpoint=tiny_checkpoint, device="cpu", batch_size=6, ipd_mm=63.0,
+                                     tracker=LOOSE), notify=None)
+    ipd_before = float(np.load(tracked.out_dir / "identity.npz")["ipd_mm"])
+    ratio = 63.0 / ipd_before
+    assert float(np.load(tmp_path / "ipd" / "identity.npz")["ipd_mm"]) == pytest.approx(63.0, rel=1e-9)
+    a, b = tracked.track, scaled.track
+    np.testing.assert_array_equal(a.success, b.success)
+    ok = a.success
+    for name in ("t", "t_raw"):
+        np.testing.assert_allclose(getattr(b, name)[ok], ratio * getattr(a, name)[ok], rtol=1e-9)
+    np.testing.assert_allclose(b.R[ok], a.R[ok], atol=1e-12)
+    np.testing.assert_allclose(scaled.identity_face_m, ratio * tracked.identity_face_m, rtol=1e-9)
+    csv_a, csv_b = read_poses_csv(tracked.out_dir / "poses.csv"), read_poses_csv(tmp_path / "ipd" / "poses.csv")
+    for column in ("tx", "ty", "tz", "raw_tx", "raw_ty", "raw_tz"):
+        np.testing.assert_allclose(csv_b[column][ok], ratio * csv_a[column][ok], rtol=1e-7)
+
+
+def test_no_face_video_gives_valid_empty_outputs(tiny_checkpoint, tmp_path, capsys):
+    video = pyfeat_file("no_face.mp4")
+    code = track_main([str(video), "--out", str(tmp_path / "nf"), "--checkpoint", str(tiny_checkpoint),
+                       "--device", "cpu", "--batch-size", "16", "--quiet"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "no --intrinsics given" in err and "default" in err
+    df = read_poses_csv(tmp_path / "nf" / "poses.csv")
+    n = sum(1 for _ in iter_frames(video))
+    assert len(df) == n and (df.success == 0).all()
+    assert df[POSE_CELLS + ["box_x", "shape_dev_mm"]].isna().all().all()
+    assert not (tmp_path / "nf" / "identity.obj").exists()
+    s = json.loads((tmp_path / "nf" / "summary.json").read_text())
+    assert s["frames_with_pose"] == 0 and s["identity"] is None and s["detector_calls"] == n
+    assert any("field of view" in note for note in s["notes"])
+    assert (tmp_path / "nf" / "stability.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("case", ["missing video", "not a video", "bad K.json", "K.json of another shape",
+                                  "missing checkpoint"])
+def test_bad_inputs_exit_2_with_one_line_and_no_output(case, clip, tiny_checkpoint, tmp_path, capsys):
+    video, k_json, ckpt = clip / "video.mp4", clip / "K.json", tiny_checkpoint
+    if case == "missing video":
+        video = tmp_path / "nope.mp4"
+    elif case == "not a video":
+        video = tmp_path / "notes.mp4"
+        video.write_text("hello, this is text\n" * 50)
+    elif case == "bad K.json":
+        k_json = tmp_path / "K.json"
+        k_json.write_text('{"fx": 300, "fy": 300, "cx": 160}')
+    elif case == "K.json of another shape":
+        k_json = tmp_path / "K.json"
+        k_json.write_text(json.dumps({"fx": 300, "fy": 300, "cx": 160, "cy": 160, "width": 320, "height": 320}))
+    else:
+        ckpt = tmp_path / "missing.pt"
+    out = tmp_path / "out"
+    code = track_main([str(video), "--intrinsics", str(k_json), "--out", str(out), "--checkpoint", str(ckpt),
+                       "--device", "cpu", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("track-video: error: "), err
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_bad_options_exit_2(clip, tmp_path, capsys):
+    assert track_main([str(clip / "video.mp4"), "--batch-size", "0", "--out", str(tmp_path / "o")]) == 2
+    assert track_main([str(clip / "video.mp4"), "--ipd-mm", "7", "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
+
+
+def test_mediapipe_baseline_writes_the_same_columns(clip, tmp_path):
+    track, summary = mediapipe_track(MediaPipeTrackConfig(clip / "video.mp4", clip / "K.json", tmp_path / "mp"))
+    df = read_poses_csv(tmp_path / "mp" / "poses.csv")
+    assert len(df) == 20 and summary["frames_with_pose"] == int(df.success.sum()) >= 15
+    assert df.shape_dev_mm.isna().all()
+    ok = df.success == 1
+    # the baseline measures depth with the mean face: within 15% on a synthetic face of another size
+    gt = pd.read_csv(clip / "gt.csv")
+    np.testing.assert_allclose(df.raw_tz[ok], gt.tz[ok], rtol=0.15)
+    assert [r.label for r in load_pose_runs(tmp_path / "mp" / "poses.csv", "mp")] == ["mp:filtered", "mp:raw"]
+
+
+class TestBoxes:
+    def test_box_from_pose_is_the_box_of_the_projected_mesh(self, face_model):
+        intr = Intrinsics(fx=500.0, fy=500.0, cx=319.5, cy=239.5, width=640, height=480)
+        R, t = matrix_from_euler_deg(20, -10, 5), np.array([0.03, -0.02, 0.6])
+        box = box_from_pose(R, t, face_model.verts_face_m, intr)
+        expected = box_from_points(project_points(intr.K, transform_points(R, t, face_model.verts_face_m)))
+        np.testing.assert_allclose(box, expected, atol=1e-9)
+        assert box_in_view(box, 640, 480, 24.0)
+        assert box_from_pose(R, np.array([0.0, 0.0, 0.05]), face_model.verts_face_m, intr) is None  # behind
+        assert not box_in_view(box + [700.0, 0.0, 0.0], 640, 480, 24.0)
+        assert not box_in_view(np.array([320.0, 240.0, 10.0]), 640, 480, 24.0)
+
+    def test_distortion_moves_the_box(self, face_model):
+        plain = Intrinsics(fx=500.0, fy=500.0, cx=319.5, cy=239.5, width=640, height=480)
+        barrel = Intrinsics(fx=500.0, fy=500.0, cx=319.5, cy=239.5, width=640, height=480, dist=(-0.3, 0.1, 0, 0))
+        R, t = np.eye(3), np.array([0.15, 0.1, 0.5])
+        a, b = box_from_pose(R, t, face_model.verts_face_m, plain), box_from_pose(R, t, face_model.verts_face_m, barrel)
+        assert np.linalg.norm(b[:2] - [319.5, 239.5]) < np.linalg.norm(a[:2] - [319.5, 239.5])  # pulled inwards
+
+
+class TestMeasure:
+    @pytest.fixture
+    def scene(self, face_model):
+        K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
+        R, t = matrix_from_euler_deg(25, 10, -5), np.array([0.02, 0.01, 0.5])
+        X = face_model.verts_face_m
+        px = project_points(K, transform_points(R, t, X)) + np.random.default_rng(0).normal(0, 0.5, (len(X), 2))
+        return K, R, t, X, px
+
+    def test_warm_start_near_the_truth(self, scene):
+        K, R, t, X, px = scene
+        m = measure_pose(px, X, K, (matrix_from_euler_deg(27, 9, -5), t + 0.005))
+        assert m.accepted and not m.cold_fallback
+        np.testing.assert_allclose(m.pnp.t_cam_face, t, atol=0.005)
+
+    def test_far_prior_falls_back_to_a_cold_start(self, scene):
+        K, R, t, X, px = scene
+        m = measure_pose(px, X, K, (matrix_from_euler_deg(-60, 40, 30), np.array([0.2, 0.0, 1.5])))
+        assert m.accepted and m.cold_fallback
+        np.testing.assert_allclose(m.pnp.t_cam_face, t, atol=0.005)
+
+    def test_low_confidence_is_not_accepted(self, scene):
+        K, R, t, X, px = scene
+        noisy = px + np.random.default_rng(1).normal(0, 4.0, px.shape)
+        m = measure_pose(noisy, X, K, None, MeasureConfig(pnp=PnPConfig(), min_confidence=0.9))
+        assert m.pnp.success and not m.accepted and not m.cold_fallback

@@ -1,0 +1,77 @@
+"""Where to look for the face: detector boxes when the track is lost, predicted-pose boxes between detections.
+
+Boxes are ``(cx, cy, side)`` in pixels of the full (distorted, as decoded) frame, the square box around
+the face's 468 mesh points that PerspNet's crops are built from (:func:`perspnet.training_data.box_from_points`).
+
+* Acquisition: MediaPipe's Face Landmarker (IMAGE mode, each call independent) on the whole frame; the
+  box of the largest face's 468 landmarks (:func:`detect_face`).
+* Tracking: the current shape projected with a predicted pose and the camera (K and distortion)
+  (:func:`box_from_pose`).
+A box is usable when its centre lies in the frame and its side is at least ``min_face_px``
+(:func:`box_in_view`); otherwise the track counts as lost and the detector runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from perspnet.intrinsics import Intrinsics
+from perspnet.landmarker import FaceLandmarker
+from perspnet.training_data import box_from_points
+
+__all__ = ["Detection", "detect_face", "project_to_image", "box_from_pose", "box_in_view"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The detector's answer on one frame.
+
+    Attributes:
+        box: ``(3,)`` (cx, cy, side) pixels of the largest face, None when no face was found.
+        n_faces: faces found (the landmarker reports at most its ``max_faces``).
+    """
+
+    box: np.ndarray | None
+    n_faces: int
+
+
+def detect_face(landmarker: FaceLandmarker, image_rgb: np.ndarray) -> Detection:
+    """Run an IMAGE-mode landmarker on ``image_rgb (H, W, 3) uint8``; box of the largest face's landmarks."""
+    faces = landmarker.detect(image_rgb)
+    if not faces:
+        return Detection(None, 0)
+    return Detection(box_from_points(faces[0].points_px), len(faces))
+
+
+def project_to_image(points_cam: np.ndarray, intr: Intrinsics) -> np.ndarray:
+    """Camera-frame points ``(N, 3)`` (metres, z > 0) -> ``(N, 2)`` pixels of the decoded image: K and
+    the lens distortion ``intr.dist`` applied (``cv2.projectPoints``)."""
+    dist = None if intr.dist is None else np.asarray(intr.dist)
+    px, _ = cv2.projectPoints(np.asarray(points_cam, np.float64).reshape(-1, 3), np.zeros(3), np.zeros(3),
+                              intr.K, dist)
+    return px.reshape(-1, 2)
+
+
+def box_from_pose(R_cam_face: np.ndarray, t_cam_face: np.ndarray, verts_face_m: np.ndarray,
+                  intr: Intrinsics) -> np.ndarray | None:
+    """Box ``(cx, cy, side)`` of ``verts_face_m (n, 3)`` (canonical frame, metres) seen at the pose.
+
+    Projected with K and ``intr.dist`` into the decoded (distorted) image. None when a vertex lies at or
+    behind the camera's plane (z <= 1 cm), where the projection means nothing.
+    """
+    verts_cam = verts_face_m @ np.asarray(R_cam_face).T + np.asarray(t_cam_face)
+    if not np.all(np.isfinite(verts_cam)) or verts_cam[:, 2].min() <= 0.01:
+        return None
+    return box_from_points(project_to_image(verts_cam, intr))
+
+
+def box_in_view(box: np.ndarray | None, width: int, height: int, min_face_px: float) -> bool:
+    """True when ``box`` (cx, cy, side) has its centre inside the ``width x height`` frame and a side of
+    at least ``min_face_px`` pixels, and no larger than twice the frame's larger side."""
+    if box is None or not np.all(np.isfinite(box)):
+        return False
+    cx, cy, side = box
+    return bool(-0.5 <= cx <= width - 0.5 and -0.5 <= cy <= height - 0.5
+                and min_face_px <= side <= 2 * max(width, height))

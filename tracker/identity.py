@@ -1,0 +1,209 @@
+"""One face shape per clip: a robust running estimate of the identity from PerspNet's per-frame shapes.
+
+The network predicts a canonical shape ``X_hat (n, 3)`` (canonical face frame, metres) for every frame.
+Single frames are noisy, and a free per-frame shape can trade its size against depth (a smaller face
+further away projects alike), so the tracker estimates one identity over the clip and lets each frame
+deviate from it by a bounded expression residual only.
+
+Estimate (:class:`IdentityEstimator`)
+-------------------------------------
+For each confident frame (weight = its PnP confidence):
+
+1. Size and placement of the raw shape: centroid ``c (3,)`` and size ``s`` = RMS distance of the vertices
+   from ``c`` (metres).
+2. Its similarity to the running identity is removed, then the aligned shape is normalised to unit size
+   about its centroid: ``U = (aligned - mean) / size``. The similarity is fitted robustly
+   (:func:`perspnet.alignment.fit_similarity`, Umeyama, reweighted ``ALIGN_ROUNDS`` times with weights
+   ``1 / max(r, ALIGN_FLOOR_M)`` of the vertex residuals ``r``), so an expression (an open mouth) does not
+   drag the rest of the face out of place.
+   The first frame seeds the running identity, which fixes the identity's orientation in the canonical frame.
+3. Identity = per-vertex, per-coordinate confidence-weighted median of the ``U`` (renormalised to unit
+   size), scaled by the weighted median of the sizes ``s`` and placed at the weighted median of the
+   centroids ``c``. Medians ignore outlier frames up to half of the total weight.
+
+Memory is bounded: at most ``max_samples`` normalised shapes are kept; when full, every other one is
+dropped and from then on only every ``stride``-th offered frame is stored (``stride`` doubles each time),
+so the kept frames stay spread evenly over the clip. The identity is recomputed lazily after a change.
+
+Per-frame shape (:meth:`IdentityEstimator.frame_shape`)
+-------------------------------------------------------
+The frame's raw shape, similarity-aligned to the identity, minus the identity is the expression
+residual; each vertex's residual is clipped to ``max_residual_mm``. Frame shape = identity + clipped
+residual, so its size is the identity's. ``shape_dev_mm`` = mean per-vertex norm of the unclipped
+residual: how far that frame's raw prediction (up to a similarity) is from the identity, millimetres.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> true = rng.normal(0.0, 0.05, (50, 3))
+    >>> est = IdentityEstimator()
+    >>> for _ in range(21):
+    ...     _ = est.add(true + rng.normal(0.0, 0.001, true.shape), weight=1.0)
+    >>> bool(np.abs(est.identity - true).mean() < 0.0005)
+    True
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from perspnet.alignment import fit_similarity
+from perspnet.conventions import MM_PER_M
+
+__all__ = ["IdentityConfig", "FrameShape", "IdentityEstimator", "weighted_median", "ALIGN_ROUNDS", "ALIGN_FLOOR_M"]
+
+ALIGN_ROUNDS = 4  # least-squares fit, then 3 reweighted fits (an L1-like fit of the vertex distances)
+ALIGN_FLOOR_M = 0.001  # residuals below 1 mm are weighted alike (noise level of a predicted vertex)
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """Settings of :class:`IdentityEstimator`. Validated on construction.
+
+    Attributes:
+        max_residual_mm: largest per-vertex expression residual a frame's shape may have, millimetres.
+        min_confidence: frames whose PnP confidence (in [0, 1]) is below this do not update the identity.
+        max_samples: normalised shapes kept for the median (memory: ``max_samples * n * 12`` bytes).
+    """
+
+    max_residual_mm: float = 5.0
+    min_confidence: float = 0.2
+    max_samples: int = 256
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.max_residual_mm) and self.max_residual_mm >= 0):
+            raise ValueError(f"max_residual_mm must be a finite number >= 0, got {self.max_residual_mm!r}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
+        if not (isinstance(self.max_samples, int) and self.max_samples >= 2):
+            raise ValueError(f"max_samples must be an integer >= 2, got {self.max_samples!r}")
+
+
+@dataclass(frozen=True)
+class FrameShape:
+    """A frame's shape under the identity constraint.
+
+    Attributes:
+        verts_face_m: ``(n, 3)`` identity + clipped residual, canonical face frame, metres.
+        dev_mm: mean per-vertex distance of the similarity-aligned raw shape from the identity, mm.
+    """
+
+    verts_face_m: np.ndarray
+    dev_mm: float
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted median along axis 0: ``values (K, ...)``, ``weights (K,)`` >= 0 with a positive sum.
+
+    Per element, the smallest value whose cumulative weight (values sorted ascending) reaches half the
+    total (the lower weighted median). Returns ``(...)``.
+
+        >>> weighted_median(np.array([1.0, 2.0, 10.0]), np.array([1.0, 1.0, 1.0])).item()
+        2.0
+        >>> weighted_median(np.array([1.0, 2.0, 10.0]), np.array([1.0, 1.0, 5.0])).item()
+        10.0
+    """
+    values = np.asarray(values, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 1 or len(w) != len(values) or len(w) == 0 or np.any(w < 0) or not w.sum() > 0:
+        raise ValueError("weights must be (K,) non-negative with a positive sum, K = len(values) >= 1")
+    order = np.argsort(values, axis=0)
+    cum = np.cumsum(w[order], axis=0)  # w broadcast along the trailing axes by fancy indexing
+    first = np.argmax(cum >= 0.5 * w.sum(), axis=0)
+    return np.take_along_axis(np.take_along_axis(values, order, axis=0), first[None], axis=0)[0]
+
+
+def _centre_size(verts: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centroid ``(3,)`` and RMS distance of the vertices from it (the shape's size)."""
+    c = verts.mean(axis=0)
+    return c, float(np.sqrt(((verts - c) ** 2).sum(axis=1).mean()))
+
+
+class IdentityEstimator:
+    """Running robust identity of one clip; see the module docstring for the method.
+
+    Args:
+        config: see :class:`IdentityConfig`.
+    """
+
+    def __init__(self, config: IdentityConfig = IdentityConfig()) -> None:
+        self.config = config
+        self._unit: list[np.ndarray] = []  # (n, 3) float32 unit-size shapes, centred
+        self._centres: list[np.ndarray] = []
+        self._sizes: list[float] = []
+        self._weights: list[float] = []
+        self.stride = 1  # store every stride-th accepted frame
+        self.n_accepted = 0  # frames that passed min_confidence
+        self._identity: np.ndarray | None = None
+        self._dirty = False
+
+    @property
+    def n_samples(self) -> int:
+        """Shapes currently kept for the median."""
+        return len(self._unit)
+
+    @property
+    def identity(self) -> np.ndarray | None:
+        """``(n, 3)`` identity shape, canonical face frame, metres; None before the first accepted frame."""
+        if self._dirty:
+            w = np.asarray(self._weights)
+            unit = weighted_median(np.stack(self._unit), w)
+            unit -= unit.mean(axis=0)
+            unit /= _centre_size(unit)[1]
+            size = float(weighted_median(np.asarray(self._sizes), w))
+            self._identity = unit * size + weighted_median(np.stack(self._centres), w)
+            self._dirty = False
+        return self._identity
+
+    def _aligned(self, verts: np.ndarray) -> np.ndarray:
+        """``verts (n, 3)`` with its similarity to the current identity removed (unchanged when none)."""
+        identity = self.identity
+        if identity is None:
+            return verts
+        weights = None
+        for _ in range(ALIGN_ROUNDS):
+            s, R, t = fit_similarity(verts, identity, weights)
+            aligned = s * verts @ R.T + t
+            weights = 1.0 / np.maximum(np.linalg.norm(aligned - identity, axis=1), ALIGN_FLOOR_M)
+        return aligned
+
+    def add(self, verts_face_m: np.ndarray, weight: float) -> bool:
+        """Offer a frame's raw predicted shape ``(n, 3)`` (metres) with its confidence ``weight`` in [0, 1].
+
+        Returns True when the shape was stored (it passed ``min_confidence`` and the stride).
+        """
+        verts = np.asarray(verts_face_m, dtype=np.float64)
+        if not (weight >= self.config.min_confidence and weight > 0 and np.isfinite(verts).all()):
+            return False
+        self.n_accepted += 1
+        if (self.n_accepted - 1) % self.stride:
+            return False
+        centre, size = _centre_size(verts)
+        aligned = self._aligned(verts)
+        unit = (aligned - aligned.mean(axis=0)) / _centre_size(aligned)[1]
+        self._unit.append(unit.astype(np.float32))
+        self._centres.append(centre)
+        self._sizes.append(size)
+        self._weights.append(float(weight))
+        if len(self._unit) > self.config.max_samples:
+            for samples in (self._unit, self._centres, self._sizes, self._weights):
+                del samples[1::2]
+            self.stride *= 2
+        self._dirty = True
+        return True
+
+    def frame_shape(self, verts_face_m: np.ndarray) -> FrameShape:
+        """The frame's shape: identity + residual clipped per vertex (see module doc).
+
+        Before any frame was accepted the raw shape is used as it is (``dev_mm`` 0).
+        """
+        verts = np.asarray(verts_face_m, dtype=np.float64)
+        identity = self.identity
+        if identity is None:
+            return FrameShape(verts.copy(), 0.0)
+        residual = self._aligned(verts) - identity
+        norm = np.linalg.norm(residual, axis=1)
+        limit = self.config.max_residual_mm / MM_PER_M
+        clipped = residual * np.minimum(1.0, limit / np.maximum(norm, 1e-12))[:, None]
+        return FrameShape(identity + clipped, float(norm.mean() * MM_PER_M))

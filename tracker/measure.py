@@ -1,0 +1,96 @@
+"""One frame's pose measurement: PnP warm-started from the predicted pose, with a cold-start fallback.
+
+Points and frames as in :mod:`perspnet.pnp`: ``points_px (N, 2)`` ideal (undistorted) pixels, ``points_face_m
+(N, 3)`` canonical face frame in metres, ``X_cam = R_cam_face @ X_face + t_cam_face``.
+
+:func:`measure_pose` solves warm from the prior (the track's prediction for this frame). The warm result
+is *inconsistent* when it failed, has an inlier ratio below ``min_inlier_ratio``, an RMS reprojection
+error above ``max_reproj_px``, or lies far from the prior (rotation more than ``max_prior_rot_deg``, or
+translation more than ``max_prior_trans_frac`` of the prior's depth): a fast move, or a warm start caught
+in a wrong minimum. Then the pose is also solved cold (no prior) and the more confident result is kept.
+A measurement is *accepted* when PnP succeeded with ``confidence >= min_confidence``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from perspnet.conventions import rotation_angle_deg
+from perspnet.pnp import PnPConfig, PnPResult, solve_pose
+
+__all__ = ["MeasureConfig", "Measurement", "measure_pose"]
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """Settings of :func:`measure_pose`. Validated on construction.
+
+    Attributes:
+        pnp: the solver's settings (RANSAC threshold, iterations, refinement).
+        min_inlier_ratio: warm results with fewer inliers / correspondences are re-solved cold.
+        max_reproj_px: warm results with a larger RMS reprojection error (pixels) are re-solved cold.
+        max_prior_rot_deg: warm results rotated further from the prior (degrees) are re-solved cold.
+        max_prior_trans_frac: warm results further from the prior than this fraction of its depth
+            are re-solved cold.
+        min_confidence: PnP confidence (in [0, 1]) needed to accept a measurement.
+    """
+
+    pnp: PnPConfig = PnPConfig()
+    min_inlier_ratio: float = 0.5
+    max_reproj_px: float = 4.0
+    max_prior_rot_deg: float = 20.0
+    max_prior_trans_frac: float = 0.2
+    min_confidence: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("min_inlier_ratio", "min_confidence"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"MeasureConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        for name in ("max_reproj_px", "max_prior_rot_deg", "max_prior_trans_frac"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"MeasureConfig.{name} must be > 0, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Outcome of :func:`measure_pose`.
+
+    Attributes:
+        pnp: the kept PnP result.
+        accepted: ``pnp.success`` and ``pnp.confidence >= min_confidence``.
+        cold_fallback: the warm result was inconsistent and the cold one was solved (kept or not).
+    """
+
+    pnp: PnPResult
+    accepted: bool
+    cold_fallback: bool
+
+
+def _consistent(res: PnPResult, prior: tuple[np.ndarray, np.ndarray], n_points: int, cfg: MeasureConfig) -> bool:
+    if not res.success or res.n_inliers < cfg.min_inlier_ratio * n_points or res.reproj_err_px > cfg.max_reproj_px:
+        return False
+    R0, t0 = prior
+    far_rot = rotation_angle_deg(R0, res.R_cam_face) > cfg.max_prior_rot_deg
+    far_trans = np.linalg.norm(res.t_cam_face - t0) > cfg.max_prior_trans_frac * abs(t0[2])
+    return not (far_rot or far_trans)
+
+
+def measure_pose(points_px: np.ndarray, points_face_m: np.ndarray, K: np.ndarray,
+                 prior: tuple[np.ndarray, np.ndarray] | None, config: MeasureConfig = MeasureConfig()) -> Measurement:
+    """Pose of one frame from its correspondences; see the module docstring.
+
+    Args:
+        points_px: ``(N, 2)`` undistorted pixels.
+        points_face_m: ``(N, 3)`` canonical face frame, metres.
+        K: ``(3, 3)`` camera matrix, pixels.
+        prior: predicted ``(R_cam_face (3, 3), t_cam_face (3,) metres)`` for this frame, or None.
+        config: see :class:`MeasureConfig`.
+    """
+    res = solve_pose(points_px, points_face_m, K, prior=prior, config=config.pnp)
+    fallback = prior is not None and not _consistent(res, prior, len(points_px), config)
+    if fallback:
+        cold = solve_pose(points_px, points_face_m, K, prior=None, config=config.pnp)
+        if cold.success and (not res.success or cold.confidence > res.confidence):
+            res = cold
+    return Measurement(res, bool(res.success and res.confidence >= config.min_confidence), fallback)

@@ -1,0 +1,289 @@
+"""The streaming face tracker: boxes, PerspNet on batches of frames, identity-constrained PnP, online filter.
+
+:class:`OnlineTracker` takes a clip's frames in order, a batch at a time, and returns one
+:class:`FrameResult` per frame. Per batch:
+
+1. Boxes (:mod:`tracker.acquisition`). While a track exists, each frame's box is the current shape
+   projected at the pose predicted for that frame's timestamp (constant velocity,
+   :func:`tracker.kalman.propagate`, from the online filter's state after the previous batch). A frame
+   without a usable predicted box runs the detector (MediaPipe, largest face), every frame until one
+   finds a face; later frames of the batch that need a box reuse that detection's box.
+2. PerspNet on the boxed frames, one batch (:meth:`perspnet.inference.PerspNetPredictor.network`).
+3. Per frame, in order: the sampled pixels (undistorted with :func:`perspnet.intrinsics.undistort_points`;
+   PnP then runs with K and no distortion) are matched to 3D points on the *frame shape* = identity +
+   bounded expression residual (:mod:`tracker.identity`), through the (triangle, barycentric) coordinates
+   of each pixel's predicted canonical point on the frame's predicted mesh (:mod:`tracker.surface`). PnP
+   warm-starts from the online filter's prediction, with a cold fallback (:mod:`tracker.measure`).
+   An accepted pose updates the online filter (:class:`tracker.kalman.SE3KalmanFilter`) and the identity.
+
+The online filter only steers boxes and warm starts. Each frame's correspondences are returned
+(:class:`Correspondences`) so that the output poses can be solved again against the clip's final
+identity (:mod:`tracker.refine`) and then filtered over the whole clip (:func:`tracker.smoother.filter_track`). A track is lost when the online filter drops it
+(no accepted measurement for ``FilterConfig.lost_after_s``) or its predicted box leaves the frame;
+lost frames get no pose. Times are stream timestamps in seconds, made strictly increasing for the filter
+(a repeated timestamp is nudged by 1 microsecond).
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from perspnet.face_model import FaceModel
+from perspnet.inference import PerspNetPredictor
+from perspnet.intrinsics import Intrinsics, undistort_points
+from perspnet.landmarker import FaceLandmarker
+from pipelines.video_io import Frame
+from tracker.acquisition import box_from_pose, box_in_view, detect_face
+from tracker.identity import FrameShape, IdentityConfig, IdentityEstimator
+from tracker.kalman import FilterConfig, SE3KalmanFilter, propagate
+from tracker.measure import MeasureConfig, Measurement, measure_pose
+from tracker.surface import MeshIndex, closest_on_mesh, points_on_shape
+
+__all__ = ["OnlineConfig", "Correspondences", "FrameResult", "StageTimer", "solve_frame", "OnlineTracker",
+           "TIME_NUDGE_S"]
+
+TIME_NUDGE_S = 1e-6  # a frame whose timestamp does not increase is placed this much after the previous one
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    """Settings of :class:`OnlineTracker`. Validated on construction.
+
+    Attributes:
+        min_face_px: smallest usable face box side, pixels (smaller predicted boxes count as lost).
+        min_mask_fraction: frames whose crop PerspNet segments less than this fraction as face get no pose.
+        max_faces: faces the detector reports at most (to tell that there were several).
+        identity: the identity estimate and expression residual bound.
+        measure: PnP and its warm/cold policy.
+        filter: the online filter (noise, ``lost_after_s``); the same settings filter the output.
+    """
+
+    min_face_px: float = 24.0
+    min_mask_fraction: float = 0.02
+    max_faces: int = 4
+    identity: IdentityConfig = IdentityConfig()
+    measure: MeasureConfig = MeasureConfig()
+    filter: FilterConfig = FilterConfig()
+
+    def __post_init__(self) -> None:
+        if not self.min_face_px > 0:
+            raise ValueError(f"min_face_px must be > 0, got {self.min_face_px!r}")
+        if not 0.0 <= self.min_mask_fraction < 1.0:
+            raise ValueError(f"min_mask_fraction must be in [0, 1), got {self.min_mask_fraction!r}")
+        if not (isinstance(self.max_faces, int) and self.max_faces >= 1):
+            raise ValueError(f"max_faces must be an integer >= 1, got {self.max_faces!r}")
+
+
+@dataclass(frozen=True)
+class Correspondences:
+    """One frame's 2D-3D correspondences, with the 3D side kept as mesh coordinates.
+
+    Attributes:
+        points_px: ``(m, 2)`` undistorted full-image pixels of the sampled face pixels.
+        tri: ``(m,)`` int triangle of each pixel's point on the frame's predicted mesh.
+        bary: ``(m, 3)`` its barycentric coordinates (:mod:`tracker.surface`).
+    """
+
+    points_px: np.ndarray
+    tri: np.ndarray
+    bary: np.ndarray
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One frame's outcome.
+
+    Attributes:
+        index: the frame's index in the stream.
+        timestamp_s: stream timestamp, seconds.
+        filter_time_s: the strictly increasing time the filter used, seconds.
+        box: ``(3,)`` (cx, cy, side) pixels PerspNet was run on, or None.
+        box_source: "track" (predicted pose), "detect" (detector on this frame), "detect-reuse" (an
+            earlier detection in the batch) or "none".
+        measurement: the PnP outcome against the identity estimated so far, None when PerspNet did not
+            run or saw too little face.
+        shape: the frame shape used for PnP, None without a measurement.
+        verts_raw_face_m: ``(n, 3)`` PerspNet's raw predicted shape, metres, None without a measurement.
+        correspondences: the frame's correspondences, None without a measurement.
+    """
+
+    index: int
+    timestamp_s: float
+    filter_time_s: float
+    box: np.ndarray | None
+    box_source: str
+    measurement: Measurement | None = None
+    shape: FrameShape | None = None
+    verts_raw_face_m: np.ndarray | None = None
+    correspondences: Correspondences | None = None
+
+    @property
+    def success(self) -> bool:
+        """True when the frame has an accepted pose."""
+        return self.measurement is not None and self.measurement.accepted
+
+
+@dataclass
+class StageTimer:
+    """Wall-clock seconds per named stage: ``with timer("pnp"): ...``."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
+
+
+def _image_pixels(choose: np.ndarray, affine: np.ndarray, size: int) -> np.ndarray:
+    """Full-image pixels ``(m, 2)`` of flat crop indices ``choose (m,)`` (``row * size + col``) under
+    the crop affine ``(2, 3)`` (image -> crop), as :meth:`PerspNetPredictor.predict` maps them."""
+    rows, cols = np.divmod(choose, size)
+    A_inv = np.linalg.inv(np.vstack([affine, [0.0, 0.0, 1.0]]))
+    return np.column_stack([cols, rows]).astype(np.float64) @ A_inv[:2, :2].T + A_inv[:2, 2]
+
+
+def solve_frame(corr: Correspondences, verts_raw_face_m: np.ndarray, identity: IdentityEstimator, mesh: MeshIndex,
+                K: np.ndarray, prior: tuple[np.ndarray, np.ndarray] | None, config: MeasureConfig
+                ) -> tuple[Measurement, FrameShape]:
+    """PnP of one frame against ``identity``'s current shape: frame shape = identity + bounded residual of
+    ``verts_raw_face_m (n, 3)`` (metres), 3D points = ``corr``'s mesh coordinates evaluated on it,
+    then :func:`tracker.measure.measure_pose` with ``K`` and the ``prior`` pose."""
+    shape = identity.frame_shape(verts_raw_face_m)
+    points_face = points_on_shape(corr.tri, corr.bary, shape.verts_face_m, mesh)
+    return measure_pose(corr.points_px, points_face, K, prior, config), shape
+
+
+class OnlineTracker:
+    """Causal tracking of one face through a clip; see the module docstring.
+
+    Args:
+        predictor: a loaded PerspNet.
+        intr: the camera, for frames of ``intr.width x intr.height``.
+        face_model: the mesh topology (triangles) shared with the checkpoint.
+        config: see :class:`OnlineConfig`.
+        timer: stage timings are added to it ("detect", "network", "identity", "pnp").
+    """
+
+    def __init__(self, predictor: PerspNetPredictor, intr: Intrinsics, face_model: FaceModel,
+                 config: OnlineConfig = OnlineConfig(), timer: StageTimer | None = None) -> None:
+        self.predictor = predictor
+        self.intr = intr
+        self.config = config
+        self.timer = timer or StageTimer()
+        self.mesh = MeshIndex(face_model.triangles, face_model.n_verts)
+        self.identity = IdentityEstimator(config.identity)
+        self.kf = SE3KalmanFilter(config.filter)
+        self.landmarker: FaceLandmarker | None = None  # created at the first detection
+        self.detector_calls = 0
+        self.max_faces_seen = 0
+        self.frames_with_several_faces = 0
+        self.cold_fallbacks = 0
+        self._time_s: float | None = None  # filter time of the last frame processed
+        self._shape: np.ndarray | None = None  # last frame shape, for boxes before an identity exists
+
+    def close(self) -> None:
+        if self.landmarker is not None:
+            self.landmarker.close()
+            self.landmarker = None
+
+    def __enter__(self) -> OnlineTracker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _filter_time(self, timestamp_s: float, previous_s: float | None) -> float:
+        return timestamp_s if previous_s is None or timestamp_s > previous_s else previous_s + TIME_NUDGE_S
+
+    def _predicted(self, time_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The online filter's constant-velocity pose at ``time_s``, None without a track."""
+        s = self.kf.state
+        if s is None or self._time_s is None:
+            return None
+        return propagate(s.R, s.t, s.v, time_s - self._time_s)
+
+    def _detect(self, image_rgb: np.ndarray) -> np.ndarray | None:
+        with self.timer("detect"):
+            if self.landmarker is None:
+                self.landmarker = FaceLandmarker("image", max_faces=self.config.max_faces)
+            det = detect_face(self.landmarker, image_rgb)
+        self.detector_calls += 1
+        self.max_faces_seen = max(self.max_faces_seen, det.n_faces)
+        self.frames_with_several_faces += det.n_faces > 1
+        return det.box
+
+    def _boxes(self, frames: list[Frame], times: list[float]) -> tuple[list[np.ndarray | None], list[str]]:
+        """Box and its source per frame (step 1 of the module doc)."""
+        w, h, min_px = self.intr.width, self.intr.height, self.config.min_face_px
+        shape = self.identity.identity if self.identity.identity is not None else self._shape
+        boxes: list[np.ndarray | None] = []
+        sources: list[str] = []
+        detected: np.ndarray | None = None
+        for frame, time_s in zip(frames, times):
+            pose = self._predicted(time_s) if shape is not None else None
+            box = box_from_pose(*pose, shape, self.intr) if pose is not None else None
+            if box_in_view(box, w, h, min_px):
+                boxes.append(box)
+                sources.append("track")
+            elif detected is not None:
+                boxes.append(detected)
+                sources.append("detect-reuse")
+            else:
+                found = self._detect(frame.image_rgb)
+                detected = found if box_in_view(found, w, h, min_px) else None
+                boxes.append(detected)
+                sources.append("none" if detected is None else "detect")
+        return boxes, sources
+
+    def _correspondences(self, net: dict[str, np.ndarray], j: int) -> Correspondences:
+        """Batch item ``j`` of the network output: pixels undistorted, 3D points as mesh coordinates."""
+        tri, bary = closest_on_mesh(net["points_face_m"][j], net["verts_face_m"][j], self.mesh)
+        points_px = _image_pixels(net["choose"][j], net["affine"][j], self.predictor.config.input_size)
+        return Correspondences(undistort_points(points_px, self.intr), tri, bary)
+
+    def process(self, frames: list[Frame]) -> list[FrameResult]:
+        """Track the next ``frames`` of the clip (in stream order); one :class:`FrameResult` each."""
+        times, previous = [], self._time_s
+        for frame in frames:
+            previous = self._filter_time(frame.timestamp_s, previous)
+            times.append(previous)
+        boxes, sources = self._boxes(frames, times)
+        boxed = [i for i, b in enumerate(boxes) if b is not None]
+        net: dict[str, np.ndarray] = {}
+        if boxed:
+            with self.timer("network"):
+                net = self.predictor.network([frames[i].image_rgb for i in boxed], [boxes[i] for i in boxed])
+        results = []
+        for i, (frame, time_s) in enumerate(zip(frames, times)):
+            m = shape = verts_raw = corr = None
+            if i in boxed and net["mask_fraction"][boxed.index(i)] >= self.config.min_mask_fraction:
+                j = boxed.index(i)
+                verts_raw = net["verts_face_m"][j]
+                with self.timer("identity"):
+                    corr = self._correspondences(net, j)
+                with self.timer("pnp"):
+                    m, shape = solve_frame(corr, verts_raw, self.identity, self.mesh, self.intr.K,
+                                           self._predicted(time_s), self.config.measure)
+                self.cold_fallbacks += m.cold_fallback
+            with self.timer("pnp"):
+                if m is not None and m.accepted:
+                    self.kf.step(time_s, (m.pnp.R_cam_face, m.pnp.t_cam_face), m.pnp.confidence)
+                else:
+                    self.kf.step(time_s, None)
+            self._time_s = time_s
+            if m is not None and m.accepted:
+                with self.timer("identity"):
+                    self.identity.add(verts_raw, m.pnp.confidence)
+                self._shape = shape.verts_face_m
+            results.append(FrameResult(frame.index, frame.timestamp_s, time_s, boxes[i], sources[i], m, shape,
+                                       verts_raw, corr))
+        return results
