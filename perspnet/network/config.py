@@ -175,8 +175,13 @@ def paper() -> ModelConfig:
 
 def lite() -> ModelConfig:
     """A small setting for training and running on a few CPU cores: 128 x 128 crops, 64 x 64 UV map,
-    m = 256, ResNet-18 at half width and slimmer decoders and correspondence head."""
+    m = 256, ResNet-18 at half width and slimmer decoders and correspondence head.
+
+    Loss weights as the paper's except ``seg = 0.2`` (paper: 0.01): test-time pixels are sampled inside the
+    *predicted* mask, and with a short CPU schedule the paper's weight left the segmentation near chance
+    (cross-entropy 0.5 after 750 steps), so PnP got background pixels."""
     return ModelConfig(
+        loss=LossWeights(seg=0.2),
         input_size=128,
         uv_size=64,
         n_points=256,
