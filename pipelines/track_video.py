@@ -316,8 +316,14 @@ def track_video(config: TrackConfig, notify: Callable[[str], None] | None = _std
     return TrackResult(config.out_dir, files, track, identity_out, summary)
 
 
-def _summary(config, info, intr, track, tracker, box_sources, identity, scale, face_model, seconds, total_s,
-             jitter, notes, report, predictor) -> dict:
+def _summary(config: TrackConfig, info, intr: Intrinsics, track: PoseTrack, tracker: OnlineTracker,
+             box_sources: Counter[str], identity: np.ndarray | None, scale: float, face_model, seconds: dict,
+             total_s: float, jitter: dict, notes: list[str], report: DecodeReport, predictor) -> dict:
+    """``summary.json``: ``frames``, ``frames_with_pose``, ``detection_rate`` (their ratio), ``detector_calls``,
+    ``box_sources`` (frames per box source), ``cold_fallbacks``, ``processing_fps`` (frames per second of the
+    whole call), ``total_seconds``, ``stage_seconds`` and ``stage_ms_per_frame`` (:data:`STAGES`), settings,
+    ``camera`` (the K used), ``video_info``, ``identity`` (IPD, scale applied, frames used), ``shape_dev_mm``
+    (median, p95), ``jitter`` (:func:`pipelines.track_outputs.jitter_summary`) and ``notes``. No NaN: null."""
     n = len(track.frame)
     stages = {s: seconds.get(s, 0.0) for s in STAGES}
     dev = track.shape_dev_mm[track.success]

@@ -6,22 +6,26 @@ acceptance thresholds turned off (``LOOSE``): poses are garbage but every path (
 scaling, outputs) runs on real numbers.
 """
 import json
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import cv2
+
 from perspnet.assets import pyfeat_file
 from perspnet.conventions import matrix_from_euler_deg, project_points, transform_points
-from perspnet.intrinsics import Intrinsics
+from perspnet.intrinsics import Intrinsics, save_intrinsics
+from perspnet.landmarker import FaceLandmarker
 from perspnet.pnp import PnPConfig
 from perspnet.synth.clips import ClipConfig, write_clip
 from perspnet.training_data import box_from_points
 from pipelines.mediapipe_track import MediaPipeTrackConfig, mediapipe_track
 from pipelines.track_cli import main as track_main
 from pipelines.track_outputs import TRACK_COLUMNS, read_poses_csv
-from pipelines.track_video import STAGES, TrackConfig, track_video
-from pipelines.video_io import iter_frames
+from pipelines.track_video import STAGES, TrackConfig, camera_for_video, track_video
+from pipelines.video_io import VideoWriter, iter_frames
 from tracker.acquisition import box_from_pose, box_in_view
 from tracker.identity import IdentityConfig
 from tracker.jitter import load_pose_runs
@@ -154,6 +158,30 @@ def test_no_face_video_gives_valid_empty_outputs(tiny_checkpoint, tmp_path, caps
     assert s["frames_with_pose"] == 0 and s["identity"] is None and s["detector_calls"] == n
     assert any("field of view" in note for note in s["notes"])
     assert (tmp_path / "nf" / "stability.png").stat().st_size > 1000
+
+
+def test_several_faces_track_the_largest_and_say_so(tiny_checkpoint, tmp_path):
+    image = cv2.imread(str(pyfeat_file("multi_face.jpg")))[:666, :, ::-1].copy()  # BGR -> RGB, even height
+    with VideoWriter(tmp_path / "two.mp4", image.shape[1], image.shape[0], Fraction(25)) as writer:
+        for _ in range(3):
+            writer.write(image)
+    with FaceLandmarker("image", max_faces=4) as landmarker:
+        faces = landmarker.detect(next(iter_frames(tmp_path / "two.mp4")).image_rgb)
+    assert len(faces) == 2
+    result = track_video(TrackConfig(video=tmp_path / "two.mp4", checkpoint=tiny_checkpoint, device="cpu"), notify=None)
+    assert result.out_dir == tmp_path / "two_track"
+    assert any("several faces" in note and "largest" in note for note in result.summary["notes"])
+    np.testing.assert_allclose(result.track.box[0], box_from_points(faces[0].points_px), atol=1.0)
+
+
+def test_camera_for_video_scales_k_with_a_note(tmp_path):
+    save_intrinsics(tmp_path / "K.json", Intrinsics(fx=600.0, fy=600.0, cx=319.5, cy=239.5, width=640, height=480))
+    intr, notes = camera_for_video(tmp_path / "K.json", 320, 240)
+    assert (intr.fx, intr.cx, intr.width) == (300.0, 159.5, 320)
+    assert len(notes) == 1 and "scaled K by 0.5" in notes[0]
+    assert camera_for_video(tmp_path / "K.json", 640, 480)[1] == []
+    intr, notes = camera_for_video(None, 640, 480)
+    assert intr.fx == pytest.approx(320 / np.tan(np.radians(30))) and "field of view" in notes[0]
 
 
 @pytest.mark.parametrize("case", ["missing video", "not a video", "bad K.json", "K.json of another shape",

@@ -23,7 +23,10 @@ For each confident frame (weight = its PnP confidence):
 
 Memory is bounded: at most ``max_samples`` normalised shapes are kept; when full, every other one is
 dropped and from then on only every ``stride``-th offered frame is stored (``stride`` doubles each time),
-so the kept frames stay spread evenly over the clip. The identity is recomputed lazily after a change.
+so the kept frames stay spread evenly over the clip. :attr:`IdentityEstimator.identity` is always the
+median of every shape kept; the *running* identity that new frames are aligned to (in :meth:`add` and
+:meth:`frame_shape`) is refreshed only when the shapes kept have grown by ``1 / REFRESH_FRACTION`` since
+its last refresh (each refresh sorts all of them), so it lags by a few frames at most.
 
 Per-frame shape (:meth:`IdentityEstimator.frame_shape`)
 -------------------------------------------------------
@@ -51,10 +54,12 @@ import numpy as np
 from perspnet.alignment import fit_similarity
 from perspnet.conventions import MM_PER_M
 
-__all__ = ["IdentityConfig", "FrameShape", "IdentityEstimator", "weighted_median", "ALIGN_ROUNDS", "ALIGN_FLOOR_M"]
+__all__ = ["IdentityConfig", "FrameShape", "IdentityEstimator", "weighted_median", "ALIGN_ROUNDS", "ALIGN_FLOOR_M",
+           "REFRESH_FRACTION"]
 
 ALIGN_ROUNDS = 4  # least-squares fit, then 3 reweighted fits (an L1-like fit of the vertex distances)
 ALIGN_FLOOR_M = 0.001  # residuals below 1 mm are weighted alike (noise level of a predicted vertex)
+REFRESH_FRACTION = 8  # the running identity is refreshed after n_samples / 8 new samples (at least 1)
 
 
 @dataclass(frozen=True)
@@ -108,10 +113,11 @@ def weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 1 or len(w) != len(values) or len(w) == 0 or np.any(w < 0) or not w.sum() > 0:
         raise ValueError("weights must be (K,) non-negative with a positive sum, K = len(values) >= 1")
-    order = np.argsort(values, axis=0)
-    cum = np.cumsum(w[order], axis=0)  # w broadcast along the trailing axes by fancy indexing
-    first = np.argmax(cum >= 0.5 * w.sum(), axis=0)
-    return np.take_along_axis(np.take_along_axis(values, order, axis=0), first[None], axis=0)[0]
+    columns = np.ascontiguousarray(values.reshape(len(w), -1).T)  # (M, K): sort along contiguous rows
+    order = np.argsort(columns, axis=1)
+    first = (np.cumsum(w[order], axis=1) < 0.5 * w.sum()).sum(axis=1)  # first index reaching half the weight
+    rows = np.arange(len(columns))
+    return columns[rows, order[rows, first]].reshape(values.shape[1:])
 
 
 def _centre_size(verts: np.ndarray) -> tuple[np.ndarray, float]:
@@ -136,7 +142,7 @@ class IdentityEstimator:
         self.stride = 1  # store every stride-th accepted frame
         self.n_accepted = 0  # frames that passed min_confidence
         self._identity: np.ndarray | None = None
-        self._dirty = False
+        self._new_samples = 0  # stored since self._identity was computed
 
     @property
     def n_samples(self) -> int:
@@ -145,20 +151,34 @@ class IdentityEstimator:
 
     @property
     def identity(self) -> np.ndarray | None:
-        """``(n, 3)`` identity shape, canonical face frame, metres; None before the first accepted frame."""
-        if self._dirty:
-            w = np.asarray(self._weights)
-            unit = weighted_median(np.stack(self._unit), w)
-            unit -= unit.mean(axis=0)
-            unit /= _centre_size(unit)[1]
-            size = float(weighted_median(np.asarray(self._sizes), w))
-            self._identity = unit * size + weighted_median(np.stack(self._centres), w)
-            self._dirty = False
+        """``(n, 3)`` identity shape from every shape kept, canonical face frame, metres; None before the
+        first accepted frame."""
+        if self._new_samples:
+            self.refresh()
         return self._identity
 
+    def _running(self) -> np.ndarray | None:
+        """The identity, refreshed only on the ``REFRESH_FRACTION`` schedule (module docstring)."""
+        if self._new_samples >= max(1, self.n_samples // REFRESH_FRACTION):
+            self.refresh()
+        return self._identity
+
+    def refresh(self) -> None:
+        """Recompute the running identity from every shape kept (after the last frame, before using
+        :meth:`frame_shape` with the final identity)."""
+        if not self._unit:
+            return
+        w = np.asarray(self._weights)
+        unit = weighted_median(np.stack(self._unit), w)
+        unit -= unit.mean(axis=0)
+        unit /= _centre_size(unit)[1]
+        size = float(weighted_median(np.asarray(self._sizes), w))
+        self._identity = unit * size + weighted_median(np.stack(self._centres), w)
+        self._new_samples = 0
+
     def _aligned(self, verts: np.ndarray) -> np.ndarray:
-        """``verts (n, 3)`` with its similarity to the current identity removed (unchanged when none)."""
-        identity = self.identity
+        """``verts (n, 3)`` with its similarity to the running identity removed (unchanged when none)."""
+        identity = self._running()
         if identity is None:
             return verts
         weights = None
@@ -190,16 +210,17 @@ class IdentityEstimator:
             for samples in (self._unit, self._centres, self._sizes, self._weights):
                 del samples[1::2]
             self.stride *= 2
-        self._dirty = True
+        self._new_samples += 1
         return True
 
     def frame_shape(self, verts_face_m: np.ndarray) -> FrameShape:
         """The frame's shape: identity + residual clipped per vertex (see module doc).
 
-        Before any frame was accepted the raw shape is used as it is (``dev_mm`` 0).
+        Before any frame was accepted the raw shape is used as it is (``dev_mm`` 0). Uses the running
+        identity: call :meth:`refresh` first for the one of every shape kept.
         """
         verts = np.asarray(verts_face_m, dtype=np.float64)
-        identity = self.identity
+        identity = self._running()
         if identity is None:
             return FrameShape(verts.copy(), 0.0)
         residual = self._aligned(verts) - identity

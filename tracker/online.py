@@ -3,8 +3,8 @@
 :class:`OnlineTracker` takes a clip's frames in order, a batch at a time, and returns one
 :class:`FrameResult` per frame. Per batch:
 
-1. Boxes (:mod:`tracker.acquisition`). While a track exists, each frame's box is the current shape
-   projected at the pose predicted for that frame's timestamp (constant velocity,
+1. Boxes (:mod:`tracker.acquisition`). While a track exists, each frame's box is the last accepted
+   frame's shape projected at the pose predicted for that frame's timestamp (constant velocity,
    :func:`tracker.kalman.propagate`, from the online filter's state after the previous batch). A frame
    without a usable predicted box runs the detector (MediaPipe, largest face), every frame until one
    finds a face; later frames of the batch that need a box reuse that detection's box.
@@ -188,7 +188,7 @@ class OnlineTracker:
         self.frames_with_several_faces = 0
         self.cold_fallbacks = 0
         self._time_s: float | None = None  # filter time of the last frame processed
-        self._shape: np.ndarray | None = None  # last frame shape, for boxes before an identity exists
+        self._shape: np.ndarray | None = None  # shape of the last accepted frame, projected for the boxes
 
     def close(self) -> None:
         if self.landmarker is not None:
@@ -224,7 +224,7 @@ class OnlineTracker:
     def _boxes(self, frames: list[Frame], times: list[float]) -> tuple[list[np.ndarray | None], list[str]]:
         """Box and its source per frame (step 1 of the module doc)."""
         w, h, min_px = self.intr.width, self.intr.height, self.config.min_face_px
-        shape = self.identity.identity if self.identity.identity is not None else self._shape
+        shape = self._shape
         boxes: list[np.ndarray | None] = []
         sources: list[str] = []
         detected: np.ndarray | None = None

@@ -75,7 +75,7 @@ def refine_poses(records: np.ndarray, identity: IdentityEstimator, mesh: MeshInd
 
     Args:
         records: ``(N,)`` :class:`FrameStore` records.
-        identity: the clip's identity estimator after the whole clip.
+        identity: the clip's identity estimator after the whole clip (refreshed here).
         mesh: the topology.
         K: ``(3, 3)`` camera matrix (the stored pixels are undistorted).
         config: PnP policy; the streaming pose (when accepted) is the prior.
@@ -84,6 +84,7 @@ def refine_poses(records: np.ndarray, identity: IdentityEstimator, mesh: MeshInd
         Per frame the :class:`tracker.measure.Measurement` (None without correspondences) and
         ``shape_dev_mm (N,)`` against the final identity (nan without correspondences).
     """
+    identity.refresh()
     out: list[Measurement | None] = []
     dev = np.full(len(records), np.nan)
     for k, rec in enumerate(records):

@@ -23,7 +23,7 @@ from scipy.spatial import cKDTree
 
 __all__ = ["MeshIndex", "closest_on_triangles", "closest_on_mesh", "points_on_shape"]
 
-NEAREST_VERTICES = 3  # candidate triangles: those around each point's 3 nearest vertices
+NEAREST_VERTICES = 2  # candidate triangles: those around each point's 2 nearest vertices
 
 
 class MeshIndex:
@@ -47,41 +47,52 @@ class MeshIndex:
                                           for ts in incident], dtype=np.int64)
 
 
+def _dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return u[..., 0] * v[..., 0] + u[..., 1] * v[..., 1] + u[..., 2] * v[..., 2]
+
+
 def closest_on_triangles(points: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray]:
     """Closest point of each triangle ``(a, b, c)`` to each point, as barycentric coordinates.
+
+    Ericson's region test (*Real-Time Collision Detection*, 5.1.5): vertex, edge or face region of the
+    point, decided from six dot products, evaluated for all pairs at once.
 
     Args:
         points, a, b, c: ``(..., 3)`` broadcastable, any frame and unit.
 
     Returns:
         ``bary (..., 3)`` weights of ``(a, b, c)`` (non-negative, summing to 1) and ``dist (...)`` the
-        distance from the point to that closest point. Degenerate triangles fall back to their edges.
+        distance from the point to that closest point.
     """
-    ab, ac, ap = b - a, c - a, points - a
-    n = np.cross(ab, ac)
-    nn = np.einsum("...i,...i->...", n, n)
-    safe = np.where(nn > 0, nn, 1.0)
-    # barycentrics of the projection onto the triangle's plane (Cramer's rule with the normal)
-    v = np.einsum("...i,...i->...", np.cross(ap, ac), n) / safe
-    w = np.einsum("...i,...i->...", np.cross(ab, ap), n) / safe
-    bary = np.stack([1.0 - v - w, v, w], axis=-1)
-    inside = (nn > 0) & (bary >= 0).all(axis=-1)
-    best_bary = np.where(inside[..., None], bary, np.nan)
-    proj = a + v[..., None] * ab + w[..., None] * ac
-    best = np.where(inside, np.linalg.norm(points - proj, axis=-1), np.inf)
-    for i, j in ((0, 1), (1, 2), (2, 0)):  # otherwise the closest point lies on an edge
-        p0, p1 = (a, b, c)[i], (a, b, c)[j]
-        e = p1 - p0
-        ee = np.einsum("...i,...i->...", e, e)
-        s = np.clip(np.einsum("...i,...i->...", points - p0, e) / np.where(ee > 0, ee, 1.0), 0.0, 1.0)
-        d = np.linalg.norm(points - (p0 + s[..., None] * e), axis=-1)
-        edge_bary = np.zeros(bary.shape)
-        edge_bary[..., i], edge_bary[..., j] = 1.0 - s, s
-        better = d < best
-        best = np.where(better, d, best)
-        best_bary = np.where(better[..., None], edge_bary, best_bary)
-    return best_bary, best
+    ab, ac = b - a, c - a
+    ap, bp, cp = points - a, points - b, points - c
+    d1, d2, d3, d4, d5, d6 = _dot(ab, ap), _dot(ac, ap), _dot(ab, bp), _dot(ac, bp), _dot(ab, cp), _dot(ac, cp)
+    va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
+
+    def ratio(num, den):
+        return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den != 0)
+
+    total = va + vb + vc
+    v, w = ratio(vb, total), ratio(vc, total)  # inside the face
+    # the regions in Ericson's order of tests, applied last-first so that the first test wins
+    t = ratio(d4 - d3, (d4 - d3) + (d5 - d6))
+    bc = (va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0)
+    v, w = np.where(bc, 1 - t, v), np.where(bc, t, w)
+    t = ratio(d2, d2 - d6)
+    edge_ac = (vb <= 0) & (d2 >= 0) & (d6 <= 0)
+    v, w = np.where(edge_ac, 0.0, v), np.where(edge_ac, t, w)
+    corner_c = (d6 >= 0) & (d5 <= d6)
+    v, w = np.where(corner_c, 0.0, v), np.where(corner_c, 1.0, w)
+    t = ratio(d1, d1 - d3)
+    edge_ab = (vc <= 0) & (d1 >= 0) & (d3 <= 0)
+    v, w = np.where(edge_ab, t, v), np.where(edge_ab, 0.0, w)
+    corner_b = (d3 >= 0) & (d4 <= d3)
+    v, w = np.where(corner_b, 1.0, v), np.where(corner_b, 0.0, w)
+    corner_a = (d1 <= 0) & (d2 <= 0)
+    v, w = np.where(corner_a, 0.0, v), np.where(corner_a, 0.0, w)
+    closest = a + v[..., None] * ab + w[..., None] * ac
+    return np.stack([1.0 - v - w, v, w], axis=-1), np.linalg.norm(points - closest, axis=-1)
 
 
 def closest_on_mesh(points: np.ndarray, verts: np.ndarray, mesh: MeshIndex) -> tuple[np.ndarray, np.ndarray]:
