@@ -15,6 +15,7 @@ import pytest
 import cv2
 
 from perspnet.assets import pyfeat_file
+from perspnet.checkpoint import default_checkpoint_path
 from perspnet.conventions import matrix_from_euler_deg, project_points, transform_points
 from perspnet.intrinsics import Intrinsics, save_intrinsics
 from perspnet.landmarker import FaceLandmarker
@@ -23,12 +24,12 @@ from perspnet.synth.clips import ClipConfig, write_clip
 from perspnet.training_data import box_from_points
 from pipelines.mediapipe_track import MediaPipeTrackConfig, mediapipe_track
 from pipelines.track_cli import main as track_main
-from pipelines.track_outputs import TRACK_COLUMNS, read_poses_csv
+from pipelines.track_outputs import TRACK_COLUMNS, read_poses_csv, staged_folder
 from pipelines.track_video import STAGES, TrackConfig, camera_for_video, track_video
 from pipelines.video_io import VideoWriter, iter_frames
 from tracker.acquisition import box_from_pose, box_in_view
 from tracker.identity import IdentityConfig
-from tracker.jitter import load_pose_runs
+from tracker.jitter import analyze, load_gt, load_pose_runs
 from tracker.measure import MeasureConfig, measure_pose
 from tracker.online import OnlineConfig
 
@@ -226,6 +227,51 @@ def test_mediapipe_baseline_writes_the_same_columns(clip, tmp_path):
     gt = pd.read_csv(clip / "gt.csv")
     np.testing.assert_allclose(df.raw_tz[ok], gt.tz[ok], rtol=0.15)
     assert [r.label for r in load_pose_runs(tmp_path / "mp" / "poses.csv", "mp")] == ["mp:filtered", "mp:raw"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not default_checkpoint_path().is_file(), reason="no shipped checkpoint")
+def test_shipped_checkpoint_tracks_and_reacquires(tmp_path, test_generator):
+    """A 640x480 clip whose frames 25-49 (0.83 s) are blanked: poses on the face frames, none on the blank
+    ones, the detector finds the face again afterwards, and the poses are metric."""
+    cfg = ClipConfig(motion="mixed", frames=75, width=640, height=480, fx=600.0)
+    clip = write_clip(tmp_path / "clip", 12, cfg, test_generator)
+    blank = range(25, 50)
+    with VideoWriter(tmp_path / "gap.mp4", 640, 480, Fraction(30)) as writer:
+        for frame in iter_frames(clip / "video.mp4"):
+            image = np.full_like(frame.image_rgb, 110) if frame.index in blank else frame.image_rgb
+            writer.write(image, frame.timestamp_s)
+    result = track_video(TrackConfig(video=tmp_path / "gap.mp4", intrinsics=clip / "K.json", device="cpu"),
+                         notify=None)
+    ok = result.track.success
+    face = np.setdiff1d(np.arange(75), blank)
+    assert not ok[list(blank)].any()
+    assert ok[face].mean() > 0.9 and ok[55:].all()
+    assert result.summary["box_sources"].get("detect", 0) >= 2  # the first frame, and after the gap
+    gt = load_gt(clip / "gt.csv")
+    for m in analyze(load_pose_runs(result.out_dir / "poses.csv", "perspnet"), gt):
+        assert m.gt.mae_t_mm < 40.0 and m.gt.mae_r_deg < 6.0, m
+
+
+def test_staged_folder_publishes_all_or_nothing(tmp_path):
+    final = tmp_path / "out"
+    final.mkdir()
+    for name in ("poses.csv", "overlay.mp4", "notes.txt"):
+        (final / name).write_text("old")
+    with pytest.raises(RuntimeError):
+        with staged_folder(final, ("poses.csv", "overlay.mp4")) as stage:
+            (stage / "poses.csv").write_text("new")
+            raise RuntimeError("killed half way")
+    assert {p.name: p.read_text() for p in final.iterdir()} == {"poses.csv": "old", "overlay.mp4": "old",
+                                                                 "notes.txt": "old"}
+    with staged_folder(final, ("poses.csv", "overlay.mp4")) as stage:
+        (stage / "poses.csv").write_text("new")
+    # the stale overlay of the earlier run is gone, a file that is not ours stays
+    assert {p.name: p.read_text() for p in final.iterdir()} == {"poses.csv": "new", "notes.txt": "old"}
+    with staged_folder(tmp_path / "fresh") as stage:
+        (stage / "a.txt").write_text("a")
+    assert (tmp_path / "fresh" / "a.txt").read_text() == "a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "out"]
 
 
 class TestBoxes:

@@ -122,11 +122,6 @@ class FrameResult:
     verts_raw_face_m: np.ndarray | None = None
     correspondences: Correspondences | None = None
 
-    @property
-    def success(self) -> bool:
-        """True when the frame has an accepted pose."""
-        return self.measurement is not None and self.measurement.accepted
-
 
 @dataclass
 class StageTimer:
@@ -258,6 +253,7 @@ class OnlineTracker:
             times.append(previous)
         boxes, sources = self._boxes(frames, times)
         boxed = [i for i, b in enumerate(boxes) if b is not None]
+        slot = {i: j for j, i in enumerate(boxed)}  # frame in the batch -> item of the network batch
         net: dict[str, np.ndarray] = {}
         if boxed:
             with self.timer("network"):
@@ -265,8 +261,8 @@ class OnlineTracker:
         results = []
         for i, (frame, time_s) in enumerate(zip(frames, times)):
             m = shape = verts_raw = corr = None
-            if i in boxed and net["mask_fraction"][boxed.index(i)] >= self.config.min_mask_fraction:
-                j = boxed.index(i)
+            j = slot.get(i)
+            if j is not None and net["mask_fraction"][j] >= self.config.min_mask_fraction:
                 verts_raw = net["verts_face_m"][j]
                 with self.timer("identity"):
                     corr = self._correspondences(net, j)
@@ -274,13 +270,14 @@ class OnlineTracker:
                     m, shape = solve_frame(corr, verts_raw, self.identity, self.mesh, self.intr.K,
                                            self._predicted(time_s), self.config.measure)
                 self.cold_fallbacks += m.cold_fallback
+            accepted = m is not None and m.accepted
             with self.timer("pnp"):
-                if m is not None and m.accepted:
+                if accepted:
                     self.kf.step(time_s, (m.pnp.R_cam_face, m.pnp.t_cam_face), m.pnp.confidence)
                 else:
                     self.kf.step(time_s, None)
             self._time_s = time_s
-            if m is not None and m.accepted:
+            if accepted:
                 with self.timer("identity"):
                     self.identity.add(verts_raw, m.pnp.confidence)
                 self._shape = shape.verts_face_m
