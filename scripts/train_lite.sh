@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce the shipped checkpoint checkpoints/perspnet_lite.pt from scratch on a 2-core CPU machine.
+# Reproduce the shipped checkpoints (checkpoints/perspnet_lite.pt and the direct-regression baseline
+# checkpoints/direct_lite.pt) from scratch on a 2-core CPU machine, then evaluate them on the test set.
 # Safe to rerun: data generation is skipped when done, training resumes from runs/lite/last.pt.
 #   bash scripts/train_lite.sh            (about 15 min of data generation + the training below)
 set -euo pipefail
@@ -10,7 +11,10 @@ ITERATIONS=${ITERATIONS:-4000}
 [ -f data/synth_test/index.csv ] || $PY -m pipelines.synth_cli samples --n 1000 --seed 1000 --split test --out data/synth_test
 $PY -m pipelines.train_cli --config lite --data data/synth_train --out runs/lite --iterations "$ITERATIONS" \
     --batch-size 16 --lr 1e-3 --seed 0 --workers 1 --threads 1
+[ -f runs/direct/direct.pt ] || $PY -m pipelines.train_cli --direct --config lite --data data/synth_train \
+    --out runs/direct --iterations 1500 --batch-size 16 --lr 1e-3 --seed 0 --workers 1 --threads 1
 mkdir -p checkpoints
 cp runs/lite/final.pt checkpoints/perspnet_lite.pt
+cp runs/direct/direct.pt checkpoints/direct_lite.pt
 $PY -m pipelines.eval_cli --data data/synth_test --checkpoint checkpoints/perspnet_lite.pt --baselines \
     --json runs/lite/eval.json
