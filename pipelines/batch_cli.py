@@ -1,0 +1,94 @@
+"""``batch-process``: track every video under a folder, in parallel, resumably; a summary table and plot at the end.
+
+    batch-process CLIPS_DIR --out OUT_DIR [--intrinsics K.json] [--workers N] [--force]
+                  [--executor local|dask] [--scheduler ADDRESS] [--checkpoint CKPT] [--device auto|cpu|cuda]
+
+Per clip, track-video's outputs in ``OUT_DIR/<clip path without extension>/``; a sidecar ``<clip>.K.json``
+overrides ``--intrinsics``. ``OUT_DIR/summary.csv`` and ``summary.png`` at the end. Rerunning skips the
+clips already complete (``--force`` tracks them again). Details: :mod:`pipelines.batch`.
+
+Exit codes: 0 every clip ok or skipped; 1 a clip failed (see summary.csv); 2 the batch cannot start (one-line
+error: missing CLIPS_DIR, unwritable OUT_DIR, bad --intrinsics or checkpoint, no videos); 130 / 143
+interrupted by SIGINT / SIGTERM (rerun the same command to finish).
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from pipelines.atomic import OutputError
+from pipelines.batch import EXECUTORS, BatchArgumentError, BatchConfig, run_batch
+
+PROG = "batch-process"
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=PROG, description="Track every video under a folder (mp4 mov avi mkv m4v "
+                                 "webm): track-video's outputs per clip, summary.csv and summary.png.")
+    ap.add_argument("clips_dir", type=Path, metavar="CLIPS_DIR", help="folder searched recursively for videos")
+    ap.add_argument("--out", type=Path, required=True, metavar="OUT_DIR", help="output folder")
+    ap.add_argument("--intrinsics", type=Path, default=None,
+                    help="K.json for clips without a sidecar <clip>.K.json (default: track-video's default FOV)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="clips tracked in parallel (default: one per GPU with CUDA, else half the CPU cores)")
+    ap.add_argument("--force", action="store_true", help="track clips again even when their outputs are complete")
+    ap.add_argument("--executor", choices=EXECUTORS, default="local",
+                    help="local process pool (default) or an existing Dask cluster (--scheduler)")
+    ap.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask)")
+    ap.add_argument("--checkpoint", type=Path, default=None, help="PerspNet checkpoint (default: the shipped one)")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    return ap
+
+
+def _error(message: str, code: int) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+class _Interrupted(KeyboardInterrupt):
+    """SIGTERM, delivered as a KeyboardInterrupt so that the batch stops the same way as on Ctrl-C."""
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise _Interrupted
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = BatchConfig(clips_dir=args.clips_dir, out_dir=args.out, intrinsics=args.intrinsics,
+                             workers=args.workers, force=args.force, executor=args.executor,
+                             scheduler=args.scheduler, checkpoint=args.checkpoint, device=args.device,
+                             progress=not args.quiet and sys.stderr.isatty())
+    except ValueError as err:  # a bad option value
+        return _error(str(err), 2)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        result = run_batch(config)
+    except BatchArgumentError as err:
+        return _error(str(err), 2)
+    except OutputError as err:  # the summary could not be written
+        return _error(str(err), 1)
+    except KeyboardInterrupt as err:
+        code = 128 + (signal.SIGTERM if isinstance(err, _Interrupted) else signal.SIGINT)
+        print(f"{PROG}: interrupted; finished clips keep their outputs, rerun the same command to track the rest",
+              file=sys.stderr)
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    for outcome in result.outcomes:
+        if outcome.status == "failed":
+            print(f"{PROG}: failed: {outcome.clip}: {outcome.message}", file=sys.stderr)
+    counts = result.counts
+    log = f"; tracebacks in {result.errors_log}" if result.errors_log else ""
+    print(f"{len(result.outcomes)} clips: {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed; "
+          f"wrote {result.summary_csv}, {result.summary_png}{log}")
+    return 0 if result.all_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
