@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 
 from perspnet.checkpoint import CheckpointError
 from perspnet.evaluate import EvalConfig, evaluate
 from perspnet.metrics import format_table
-from pipelines.atomic import write_json_atomic
+from pipelines.atomic import OutputError, write_json_atomic
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args(argv)
+    if args.json is not None:  # fail before the evaluation, not after it
+        folder = args.json.parent if str(args.json.parent) else Path(".")
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            print(f"perspnet-eval: error: {args.json}: cannot write the results there "
+                  f"({folder} is not a writable folder)", file=sys.stderr)
+            return 2
     direct = args.direct_checkpoint
     if args.baselines and direct is None:
         from perspnet.network.direct import default_direct_checkpoint
@@ -37,7 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(format_table(results))
     if args.json is not None:
-        write_json_atomic(args.json, results)
+        # JSON has no NaN: a metric without samples (a method that failed everywhere) is written as null
+        clean = {m: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                 for m, r in results.items()}
+        try:
+            write_json_atomic(args.json, clean)
+        except OutputError as e:
+            print(f"perspnet-eval: error: {e}", file=sys.stderr)
+            return 2
     return 0
 
 

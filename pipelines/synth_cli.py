@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from perspnet.synth.bank import build_bank, default_bank, load_bank
+from pipelines.atomic import OutputError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +37,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, OSError, OutputError) as e:  # bad values, missing bank, unwritable output: one line
+        print(f"perspnet-synth: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "bank":
         from perspnet.assets import cache_dir
 
@@ -57,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
-        print(f"perspnet-synth: error: --size {args.size!r} is not WIDTHxHEIGHT", file=sys.stderr)
-        return 2
+        raise ValueError(f"--size {args.size!r} is not WIDTHxHEIGHT") from None
     cfg = ClipConfig(motion=args.motion, frames=args.frames, fps=args.fps, width=width, height=height,
                      split=args.split)
     out = write_clip(args.out, args.seed, cfg, SampleGenerator(bank, args.split))

@@ -45,7 +45,9 @@ class ClipConfig:
         if self.motion not in MOTIONS:
             raise ValueError(f"unknown motion {self.motion!r}; choose one of {', '.join(MOTIONS)}")
         if self.frames < 1 or self.fps < 1:
-            raise ValueError("frames and fps must be positive")
+            raise ValueError(f"frames and fps must be positive, got frames={self.frames} fps={self.fps}")
+        if self.width < 16 or self.height < 16:
+            raise ValueError(f"image size must be at least 16x16, got {self.width}x{self.height}")
 
 
 @dataclass
