@@ -320,7 +320,7 @@ def _summary(config: TrackConfig, info, intr: Intrinsics, track: PoseTrack, trac
              box_sources: Counter[str], identity: np.ndarray | None, scale: float, face_model, seconds: dict,
              total_s: float, jitter: dict, notes: list[str], report: DecodeReport, predictor) -> dict:
     """``summary.json``: ``frames``, ``frames_with_pose``, ``detection_rate`` (their ratio), ``detector_calls``,
-    ``box_sources`` (frames per box source), ``cold_fallbacks``, ``processing_fps`` (frames per second of the
+    ``box_sources`` (frames per box source), ``cold_fallbacks``, ``drift_redetections``, ``processing_fps`` (frames per second of the
     whole call), ``total_seconds``, ``stage_seconds`` and ``stage_ms_per_frame`` (:data:`STAGES`), settings,
     ``camera`` (the K used), ``video_info``, ``identity`` (IPD, scale applied, frames used), ``shape_dev_mm``
     (median, p95), ``jitter`` (:func:`pipelines.track_outputs.jitter_summary`) and ``notes``. No NaN: null."""
@@ -332,7 +332,7 @@ def _summary(config: TrackConfig, info, intr: Intrinsics, track: PoseTrack, trac
         "frames": n, "frames_with_pose": int(track.success.sum()),
         "detection_rate": _finite(track.success.mean()) if n else 0.0,
         "detector_calls": tracker.detector_calls, "box_sources": dict(box_sources),
-        "cold_fallbacks": tracker.cold_fallbacks,
+        "cold_fallbacks": tracker.cold_fallbacks, "drift_redetections": tracker.drift_redetections,
         "processing_fps": _finite(n / total_s) if total_s > 0 else None,
         "total_seconds": round(total_s, 4),
         "stage_seconds": {s: round(v, 4) for s, v in stages.items()},

@@ -87,6 +87,14 @@ class TestIdentityEstimator:
         assert face_model.ipd_m(est.identity) == pytest.approx(face_model.ipd_m(true_shape), rel=0.025)
         assert rigid_error_mm(np.mean(mean_of_shapes, axis=0), true_shape) > 4.0  # a mean would not do
 
+    def test_orientation_and_placement_are_the_clips_not_the_first_frames(self, true_shape):
+        rng = np.random.default_rng(9)
+        est = IdentityEstimator()
+        est.add(true_shape @ small_rotation(rng, 12).T + [0.01, 0.0, 0.0], weight=1.0)  # a tilted, shifted first frame
+        for _ in range(30):
+            est.add(true_shape + rng.normal(0, 0.001, true_shape.shape), weight=1.0)
+        assert np.linalg.norm(est.identity - true_shape, axis=1).mean() < 0.4e-3  # no alignment needed
+
     def test_low_confidence_frames_are_ignored(self, true_shape):
         est = IdentityEstimator(IdentityConfig(min_confidence=0.5))
         assert est.identity is None

@@ -47,9 +47,13 @@ def clip(tmp_path_factory, test_generator):
 
 @pytest.fixture(scope="module")
 def tracked(clip, tiny_checkpoint, tmp_path_factory):
-    out = tmp_path_factory.mktemp("track") / "out"
-    config = TrackConfig(video=clip / "video.mp4", intrinsics=clip / "K.json", out=out, checkpoint=tiny_checkpoint,
-                         device="cpu", batch_size=6, overlay=True, save_meshes=True, tracker=LOOSE)
+    """The clip tracked with K.json plus a little lens distortion (the undistortion paths run)."""
+    folder = tmp_path_factory.mktemp("track")
+    save_intrinsics(folder / "K.json", Intrinsics(fx=300.0, fy=300.0, cx=160.0, cy=120.0, width=320, height=240,
+                                                  dist=(0.02, -0.01, 0.0, 0.0)))
+    config = TrackConfig(video=clip / "video.mp4", intrinsics=folder / "K.json", out=folder / "out",
+                         checkpoint=tiny_checkpoint, device="cpu", batch_size=6, overlay=True, save_meshes=True,
+                         tracker=LOOSE)
     return track_video(config, notify=None)
 
 
@@ -111,7 +115,7 @@ def test_summary(tracked):
     assert set(s["stage_seconds"]) == set(STAGES) and s["processing_fps"] > 0
     assert s["detector_calls"] >= 1 and sum(s["box_sources"].values()) == 20
     assert [r["label"] for r in s["jitter"]["runs"]] == ["perspnet:filtered", "perspnet:raw"]
-    assert s["identity"]["frames_used"] >= 1 and s["camera"]["fx"] == 300.0
+    assert s["identity"]["frames_used"] >= 1 and s["camera"]["fx"] == 300.0 and len(s["camera"]["dist"]) == 4
     assert s["notes"] == []  # K.json matches the video; one face
 
 
@@ -125,7 +129,8 @@ def test_meshes_and_overlay(tracked):
 
 
 def test_ipd_scales_every_translation_by_the_same_factor(tracked, clip, tiny_checkpoint, tmp_path):
-    scaled = track_video(TrackConfig(video=clip / "video.mp4", intrinsics=clip / "K.json", out=tmp_path / "ipd",
+    scaled = track_video(TrackConfig(video=clip / "video.mp4", intrinsics=tracked.out_dir.parent / "K.json",
+                                     out=tmp_path / "ipd",
                                      checkpoint=tiny_checkpoint, device="cpu", batch_size=6, ipd_mm=63.0,
                                      tracker=LOOSE), notify=None)
     ipd_before = float(np.load(tracked.out_dir / "identity.npz")["ipd_mm"])

@@ -10,28 +10,29 @@ Estimate (:class:`IdentityEstimator`)
 For each confident frame (weight = its PnP confidence):
 
 1. Size and placement of the raw shape: centroid ``c (3,)`` and size ``s`` = RMS distance of the vertices
-   from ``c`` (metres).
-2. Its similarity to the running identity is removed, then the aligned shape is normalised to unit size
-   about its centroid: ``U = (aligned - mean) / size``. The similarity is fitted robustly
-   (:func:`perspnet.alignment.fit_similarity`, Umeyama, reweighted ``ALIGN_ROUNDS`` times with weights
-   ``1 / max(r, ALIGN_FLOOR_M)`` of the vertex residuals ``r``), so an expression (an open mouth) does not
-   drag the rest of the face out of place.
-   The first frame seeds the running identity, which fixes the identity's orientation in the canonical frame.
-3. Identity = per-vertex, per-coordinate confidence-weighted median of the ``U`` (renormalised to unit
-   size), scaled by the weighted median of the sizes ``s`` and placed at the weighted median of the
-   centroids ``c``. Medians ignore outlier frames up to half of the total weight.
+   from ``c`` (metres). The shape is kept normalised: ``V = (X_hat - c) / s``.
+2. Similarity removed: each ``V`` is rotated onto the running identity (Kabsch: translation and scale are
+   already gone), ``A = R V``.
+3. Identity = per-vertex, per-coordinate confidence-weighted median of the ``A`` (renormalised to unit
+   size), turned back by the weighted median of the rotations ``R`` (their rotation vectors, per
+   component), scaled by the weighted median of the sizes ``s`` and placed at the weighted median of the
+   centroids ``c``. So shape, orientation, size and placement in the canonical frame are each the median
+   over the clip (not those of whichever frame came first); medians ignore outlier frames up to half of
+   the total weight.
 
 Memory is bounded: at most ``max_samples`` normalised shapes are kept; when full, every other one is
 dropped and from then on only every ``stride``-th offered frame is stored (``stride`` doubles each time),
 so the kept frames stay spread evenly over the clip. :attr:`IdentityEstimator.identity` is always the
-median of every shape kept; the *running* identity that new frames are aligned to (in :meth:`add` and
-:meth:`frame_shape`) is refreshed only when the shapes kept have grown by ``1 / REFRESH_FRACTION`` since
-its last refresh (each refresh sorts all of them), so it lags by a few frames at most.
+median of every shape kept; the *running* identity used by :meth:`frame_shape` (and as the rotation
+target of step 2) is refreshed only when the shapes kept have grown by ``1 / REFRESH_FRACTION`` since its
+last refresh (each refresh aligns and sorts all of them), so it lags by a few frames at most.
 
 Per-frame shape (:meth:`IdentityEstimator.frame_shape`)
 -------------------------------------------------------
 The frame's raw shape, similarity-aligned to the identity, minus the identity is the expression
-residual; each vertex's residual is clipped to ``max_residual_mm``. Frame shape = identity + clipped
+residual. That similarity is fitted robustly (:func:`perspnet.alignment.fit_similarity`, Umeyama,
+reweighted ``ALIGN_ROUNDS`` times with weights ``1 / max(r, ALIGN_FLOOR_M)`` of the vertex residuals
+``r``), so an expression (an open mouth) does not drag the rest of the face out of place; each vertex's residual is clipped to ``max_residual_mm``. Frame shape = identity + clipped
 residual, so its size is the identity's. ``shape_dev_mm`` = mean per-vertex norm of the unclipped
 residual: how far that frame's raw prediction (up to a similarity) is from the identity, millimetres.
 
@@ -50,6 +51,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from scipy.spatial.transform import Rotation
 
 from perspnet.alignment import fit_similarity
 from perspnet.conventions import MM_PER_M
@@ -120,6 +123,16 @@ def weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return columns[rows, order[rows, first]].reshape(values.shape[1:])
 
 
+def _rotations_onto(shapes: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Kabsch: rotations ``(K, 3, 3)`` best turning each centred ``shapes[k] (n, 3)`` onto the centred
+    ``reference (n, 3)`` (``reference ~ shapes[k] @ R[k].T``), proper (det +1)."""
+    cov = np.einsum("ni,knj->kij", reference, shapes)  # sum of reference x shape^T
+    U, _, Vt = np.linalg.svd(cov)
+    D = np.ones((len(shapes), 3))
+    D[:, 2] = np.sign(np.linalg.det(U @ Vt))
+    return U @ (D[:, :, None] * Vt)
+
+
 def _centre_size(verts: np.ndarray) -> tuple[np.ndarray, float]:
     """Centroid ``(3,)`` and RMS distance of the vertices from it (the shape's size)."""
     c = verts.mean(axis=0)
@@ -135,13 +148,14 @@ class IdentityEstimator:
 
     def __init__(self, config: IdentityConfig = IdentityConfig()) -> None:
         self.config = config
-        self._unit: list[np.ndarray] = []  # (n, 3) float32 unit-size shapes, centred
+        self._unit: list[np.ndarray] = []  # (n, 3) float32 raw shapes, centred, unit size
         self._centres: list[np.ndarray] = []
         self._sizes: list[float] = []
         self._weights: list[float] = []
         self.stride = 1  # store every stride-th accepted frame
         self.n_accepted = 0  # frames that passed min_confidence
         self._identity: np.ndarray | None = None
+        self._unit_identity: np.ndarray | None = None  # the identity centred, unit size
         self._new_samples = 0  # stored since self._identity was computed
 
     @property
@@ -169,15 +183,20 @@ class IdentityEstimator:
         if not self._unit:
             return
         w = np.asarray(self._weights)
-        unit = weighted_median(np.stack(self._unit), w)
+        shapes = np.stack(self._unit).astype(np.float64)
+        rotations = _rotations_onto(shapes, shapes[0] if self._unit_identity is None else self._unit_identity)
+        unit = weighted_median(np.einsum("kij,knj->kni", rotations, shapes), w)
         unit -= unit.mean(axis=0)
         unit /= _centre_size(unit)[1]
+        turn = Rotation.from_rotvec(weighted_median(Rotation.from_matrix(rotations).as_rotvec(), w)).as_matrix()
+        self._unit_identity = unit @ turn  # R^T x per vertex: back to the median orientation of the raw shapes
         size = float(weighted_median(np.asarray(self._sizes), w))
-        self._identity = unit * size + weighted_median(np.stack(self._centres), w)
+        self._identity = self._unit_identity * size + weighted_median(np.stack(self._centres), w)
         self._new_samples = 0
 
     def _aligned(self, verts: np.ndarray) -> np.ndarray:
-        """``verts (n, 3)`` with its similarity to the running identity removed (unchanged when none)."""
+        """``verts (n, 3)`` with its similarity to the running identity removed (robust fit, module doc;
+        unchanged when there is no identity)."""
         identity = self._running()
         if identity is None:
             return verts
@@ -200,9 +219,7 @@ class IdentityEstimator:
         if (self.n_accepted - 1) % self.stride:
             return False
         centre, size = _centre_size(verts)
-        aligned = self._aligned(verts)
-        unit = (aligned - aligned.mean(axis=0)) / _centre_size(aligned)[1]
-        self._unit.append(unit.astype(np.float32))
+        self._unit.append(((verts - centre) / size).astype(np.float32))
         self._centres.append(centre)
         self._sizes.append(size)
         self._weights.append(float(weight))
