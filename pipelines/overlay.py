@@ -1,10 +1,11 @@
 """``overlay.mp4``: each frame with the tracked mesh, the face axes and the face box drawn on it.
 
-A second decoding pass over the video (the filtered poses are known only after the whole clip):
-per frame with a pose, the frame's mesh is placed with the filtered pose, projected with K and the lens
-distortion, and its triangles facing the camera are drawn as a half-transparent wireframe; the face axes
-(x red, y green, z blue, ``AXIS_LENGTH_M`` long) start at the canonical origin. The box the network ran on is drawn in yellow, in grey without a pose.
-Colours are given as RGB because frames are RGB here (OpenCV's drawing does not care about the order).
+A second decoding pass over the video (the filtered poses are known only after the whole clip): per frame with
+a pose, the frame's mesh is placed with the filtered pose, projected with K and the lens distortion, and its
+triangles facing the camera are drawn as a half-transparent wireframe; the face axes (x red, y green, z blue,
+``AXIS_LENGTH_M`` long) start at the canonical origin. The box the network ran on is drawn in yellow, in grey
+without a pose. Colours are given as RGB because frames are RGB here (OpenCV's drawing does not care about the
+order).
 """
 from __future__ import annotations
 

@@ -78,7 +78,9 @@ class TrackConfig:
         out: output folder; None means ``<video folder>/<video stem>_track``.
         checkpoint: PerspNet checkpoint; None means the shipped one.
         device: "auto", "cpu", "cuda" or "cuda:N".
-        batch_size: frames decoded and run through the network together (memory grows with it).
+        batch_size: frames decoded and run through the network together. Memory grows with it, and so
+            does the time over which a batch's boxes are extrapolated from the tracked motion (8 frames:
+            0.27 s at 30 fps; see :mod:`tracker.online`).
         filter: "none", "forward" or "smooth" (:func:`tracker.smoother.filter_track`).
         ipd_mm: the subject's inter-pupillary distance in millimetres to fix the size (module doc), or None.
         overlay: also write ``overlay.mp4`` (a second decoding pass).
@@ -320,10 +322,11 @@ def _summary(config: TrackConfig, info, intr: Intrinsics, track: PoseTrack, trac
              box_sources: Counter[str], identity: np.ndarray | None, scale: float, face_model, seconds: dict,
              total_s: float, jitter: dict, notes: list[str], report: DecodeReport, predictor) -> dict:
     """``summary.json``: ``frames``, ``frames_with_pose``, ``detection_rate`` (their ratio), ``detector_calls``,
-    ``box_sources`` (frames per box source), ``cold_fallbacks``, ``drift_redetections``, ``processing_fps`` (frames per second of the
-    whole call), ``total_seconds``, ``stage_seconds`` and ``stage_ms_per_frame`` (:data:`STAGES`), settings,
-    ``camera`` (the K used), ``video_info``, ``identity`` (IPD, scale applied, frames used), ``shape_dev_mm``
-    (median, p95), ``jitter`` (:func:`pipelines.track_outputs.jitter_summary`) and ``notes``. No NaN: null."""
+    ``box_sources`` (frames per box source), ``cold_fallbacks``, ``reanchors``, ``processing_fps`` (frames per
+    second of the whole call), ``total_seconds``, ``stage_seconds`` and ``stage_ms_per_frame``
+    (:data:`STAGES`), settings, ``camera`` (the K used), ``video_info``, ``identity`` (IPD, scale applied,
+    frames used), ``shape_dev_mm`` (median, p95), ``jitter``
+    (:func:`pipelines.track_outputs.jitter_summary`) and ``notes``. No NaN: null."""
     n = len(track.frame)
     stages = {s: seconds.get(s, 0.0) for s in STAGES}
     dev = track.shape_dev_mm[track.success]
@@ -332,7 +335,7 @@ def _summary(config: TrackConfig, info, intr: Intrinsics, track: PoseTrack, trac
         "frames": n, "frames_with_pose": int(track.success.sum()),
         "detection_rate": _finite(track.success.mean()) if n else 0.0,
         "detector_calls": tracker.detector_calls, "box_sources": dict(box_sources),
-        "cold_fallbacks": tracker.cold_fallbacks, "drift_redetections": tracker.drift_redetections,
+        "cold_fallbacks": tracker.cold_fallbacks, "reanchors": tracker.reanchors,
         "processing_fps": _finite(n / total_s) if total_s > 0 else None,
         "total_seconds": round(total_s, 4),
         "stage_seconds": {s: round(v, 4) for s, v in stages.items()},

@@ -234,7 +234,6 @@ def test_mediapipe_baseline_writes_the_same_columns(clip, tmp_path):
     assert [r.label for r in load_pose_runs(tmp_path / "mp" / "poses.csv", "mp")] == ["mp:filtered", "mp:raw"]
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not default_checkpoint_path().is_file(), reason="no shipped checkpoint")
 def test_shipped_checkpoint_tracks_and_reacquires(tmp_path, test_generator):
     """A 640x480 clip whose frames 25-49 (0.83 s) are blanked: poses on the face frames, none on the blank
@@ -253,9 +252,10 @@ def test_shipped_checkpoint_tracks_and_reacquires(tmp_path, test_generator):
     assert not ok[list(blank)].any()
     assert ok[face].mean() > 0.9 and ok[55:].all()
     assert result.summary["box_sources"].get("detect", 0) >= 2  # the first frame, and after the gap
+    assert result.summary["reanchors"] >= 3  # tracked boxes re-anchored by the detector every 0.25 s
     gt = load_gt(clip / "gt.csv")
     for m in analyze(load_pose_runs(result.out_dir / "poses.csv", "perspnet"), gt):
-        assert m.gt.mae_t_mm < 40.0 and m.gt.mae_r_deg < 6.0, m
+        assert m.gt.mae_t_mm < 40.0 and m.gt.mae_r_deg < 10.0, m  # lite model, mean face size: cm, degrees
 
 
 def test_staged_folder_publishes_all_or_nothing(tmp_path):

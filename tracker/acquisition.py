@@ -6,7 +6,8 @@ the face's 468 mesh points that PerspNet's crops are built from (:func:`perspnet
 * Acquisition: MediaPipe's Face Landmarker (IMAGE mode, each call independent) on the whole frame; the
   box of the largest face's 468 landmarks (:func:`detect_face`).
 * Tracking: the current shape projected with a predicted pose and the camera (K and distortion)
-  (:func:`box_from_pose`).
+  (:func:`box_from_pose`), re-anchored now and then to the detected face that overlaps it
+  (``detect_face(..., near=box)``).
 A box is usable when its centre lies in the frame and its side is at least ``min_face_px``
 (:func:`box_in_view`); otherwise the track counts as lost and the detector runs.
 """
@@ -21,7 +22,9 @@ from perspnet.intrinsics import Intrinsics
 from perspnet.landmarker import FaceLandmarker
 from perspnet.training_data import box_from_points
 
-__all__ = ["Detection", "detect_face", "project_to_image", "box_from_pose", "box_in_view"]
+__all__ = ["Detection", "detect_face", "project_to_image", "box_from_pose", "box_in_view", "box_iou", "MIN_IOU"]
+
+MIN_IOU = 0.3  # a detection re-anchors a tracked box only if they overlap at least this much
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,23 @@ class Detection:
     n_faces: int
 
 
-def detect_face(landmarker: FaceLandmarker, image_rgb: np.ndarray) -> Detection:
-    """Run an IMAGE-mode landmarker on ``image_rgb (H, W, 3) uint8``; box of the largest face's landmarks."""
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two square boxes ``(cx, cy, side)``."""
+    lo, hi = np.maximum(a[:2] - a[2] / 2, b[:2] - b[2] / 2), np.minimum(a[:2] + a[2] / 2, b[:2] + b[2] / 2)
+    inter = float(np.prod(np.clip(hi - lo, 0.0, None)))
+    return inter / (a[2] ** 2 + b[2] ** 2 - inter)
+
+
+def detect_face(landmarker: FaceLandmarker, image_rgb: np.ndarray, near: np.ndarray | None = None) -> Detection:
+    """Run an IMAGE-mode landmarker on ``image_rgb (H, W, 3) uint8``: the box of the largest face's
+    landmarks, or with ``near`` (a tracked box) that of the face overlapping it most, if by ``MIN_IOU``."""
     faces = landmarker.detect(image_rgb)
-    if not faces:
-        return Detection(None, 0)
-    return Detection(box_from_points(faces[0].points_px), len(faces))
+    boxes = [box_from_points(face.points_px) for face in faces]
+    if near is not None:
+        overlaps = [box_iou(box, near) for box in boxes]
+        best = int(np.argmax(overlaps)) if boxes else -1
+        return Detection(boxes[best] if boxes and overlaps[best] >= MIN_IOU else None, len(faces))
+    return Detection(boxes[0] if boxes else None, len(faces))
 
 
 def project_to_image(points_cam: np.ndarray, intr: Intrinsics) -> np.ndarray:
@@ -75,3 +89,4 @@ def box_in_view(box: np.ndarray | None, width: int, height: int, min_face_px: fl
     cx, cy, side = box
     return bool(-0.5 <= cx <= width - 0.5 and -0.5 <= cy <= height - 0.5
                 and min_face_px <= side <= 2 * max(width, height))
+

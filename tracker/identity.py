@@ -29,12 +29,13 @@ last refresh (each refresh aligns and sorts all of them), so it lags by a few fr
 
 Per-frame shape (:meth:`IdentityEstimator.frame_shape`)
 -------------------------------------------------------
-The frame's raw shape, similarity-aligned to the identity, minus the identity is the expression
-residual. That similarity is fitted robustly (:func:`perspnet.alignment.fit_similarity`, Umeyama,
-reweighted ``ALIGN_ROUNDS`` times with weights ``1 / max(r, ALIGN_FLOOR_M)`` of the vertex residuals
-``r``), so an expression (an open mouth) does not drag the rest of the face out of place; each vertex's residual is clipped to ``max_residual_mm``. Frame shape = identity + clipped
-residual, so its size is the identity's. ``shape_dev_mm`` = mean per-vertex norm of the unclipped
-residual: how far that frame's raw prediction (up to a similarity) is from the identity, millimetres.
+The frame's raw shape, similarity-aligned to the identity, minus the identity is the expression residual. That
+similarity is fitted robustly (:func:`perspnet.alignment.fit_similarity`, Umeyama, reweighted ``ALIGN_ROUNDS``
+times with weights ``1 / max(r, ALIGN_FLOOR_M)`` of the vertex residuals ``r``), so an expression (an open
+mouth) does not drag the rest of the face out of place; each vertex's residual is clipped to
+``max_residual_mm``. Frame shape = identity + clipped residual, so its size is the identity's.
+``shape_dev_mm`` = mean per-vertex norm of the unclipped residual: how far that frame's raw prediction (up to
+a similarity) is from the identity, millimetres.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)

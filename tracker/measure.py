@@ -3,12 +3,12 @@
 Points and frames as in :mod:`perspnet.pnp`: ``points_px (N, 2)`` ideal (undistorted) pixels, ``points_face_m
 (N, 3)`` canonical face frame in metres, ``X_cam = R_cam_face @ X_face + t_cam_face``.
 
-:func:`measure_pose` solves warm from the prior (the track's prediction for this frame). The warm result
-is *inconsistent* when it failed, has an inlier ratio below ``min_inlier_ratio``, an RMS reprojection
-error above ``max_reproj_px``, or lies far from the prior (rotation more than ``max_prior_rot_deg``, or
-translation more than ``max_prior_trans_frac`` of the prior's depth): a fast move, or a warm start caught
-in a wrong minimum. Then the pose is also solved cold (no prior) and the more confident result is kept.
-A measurement is *accepted* when PnP succeeded with ``confidence >= min_confidence``.
+:func:`measure_pose` solves warm from the prior (the track's prediction for this frame). The warm result is
+*inconsistent* when it failed, has an inlier ratio below ``min_inlier_ratio``, an RMS reprojection error above
+``max_reproj_frac`` of the RANSAC inlier threshold, or lies far from the prior (rotation more than
+``max_prior_rot_deg``, or translation more than ``max_prior_trans_frac`` of the prior's depth): a fast move,
+or a warm start caught in a wrong minimum. Then the pose is also solved cold (no prior) and the more confident
+result is kept. A measurement is *accepted* when PnP succeeded with ``confidence >= min_confidence``.
 """
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ class MeasureConfig:
     Attributes:
         pnp: the solver's settings (RANSAC threshold, iterations, refinement).
         min_inlier_ratio: warm results with fewer inliers / correspondences are re-solved cold.
-        max_reproj_px: warm results with a larger RMS reprojection error (pixels) are re-solved cold.
+        max_reproj_frac: warm results whose inliers' RMS reprojection error exceeds this fraction of
+            ``pnp.reproj_threshold_px`` are re-solved cold (errors spread evenly below the threshold give
+            an RMS of about 0.58 of it).
         max_prior_rot_deg: warm results rotated further from the prior (degrees) are re-solved cold.
         max_prior_trans_frac: warm results further from the prior than this fraction of its depth
             are re-solved cold.
@@ -38,7 +40,7 @@ class MeasureConfig:
 
     pnp: PnPConfig = PnPConfig()
     min_inlier_ratio: float = 0.5
-    max_reproj_px: float = 4.0
+    max_reproj_frac: float = 0.7
     max_prior_rot_deg: float = 20.0
     max_prior_trans_frac: float = 0.2
     min_confidence: float = 0.05
@@ -47,7 +49,7 @@ class MeasureConfig:
         for name in ("min_inlier_ratio", "min_confidence"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"MeasureConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
-        for name in ("max_reproj_px", "max_prior_rot_deg", "max_prior_trans_frac"):
+        for name in ("max_reproj_frac", "max_prior_rot_deg", "max_prior_trans_frac"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"MeasureConfig.{name} must be > 0, got {getattr(self, name)!r}")
 
@@ -68,7 +70,8 @@ class Measurement:
 
 
 def _consistent(res: PnPResult, prior: tuple[np.ndarray, np.ndarray], n_points: int, cfg: MeasureConfig) -> bool:
-    if not res.success or res.n_inliers < cfg.min_inlier_ratio * n_points or res.reproj_err_px > cfg.max_reproj_px:
+    if (not res.success or res.n_inliers < cfg.min_inlier_ratio * n_points
+            or res.reproj_err_px > cfg.max_reproj_frac * cfg.pnp.reproj_threshold_px):
         return False
     R0, t0 = prior
     far_rot = rotation_angle_deg(R0, res.R_cam_face) > cfg.max_prior_rot_deg

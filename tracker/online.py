@@ -7,9 +7,14 @@
    frame's shape projected at the pose predicted for that frame's timestamp (constant velocity,
    :func:`tracker.kalman.propagate`, from the online filter's state after the previous batch). A frame
    without a usable predicted box runs the detector (MediaPipe, largest face), every frame until one
-   finds a face; later frames of the batch that need a box reuse that detection's box. The detector also
-   runs on the first frame of a batch after a *drifting* box (below): its box replaces the prediction, and
-   the batch's other predicted boxes are moved and rescaled as the prediction was on that frame.
+   finds a face; later frames of the batch that need a box reuse that detection's box.
+   Re-anchoring: a box that only follows the tracked pose drifts, because the network sees the face
+   where the crop puts it (it is trained on faces filling the box): a box 0.7x too small gives a pose
+   that projects 0.7x too small, and so on (on synthetic clips, 1.3x after 3 s of a still face, 0.66x
+   after a fast approach). So when ``reanchor_s`` seconds have passed since the last detection, the
+   detector also runs on the first frame of a batch; the face overlapping the predicted box
+   (:data:`tracker.acquisition.MIN_IOU`) gives that frame's box, and the batch's other predicted boxes
+   are moved and rescaled as the prediction was on that frame.
 2. PerspNet on the boxed frames, one batch (:meth:`perspnet.inference.PerspNetPredictor.network`).
 3. Per frame, in order: the sampled pixels (undistorted with :func:`perspnet.intrinsics.undistort_points`;
    PnP then runs with K and no distortion) are matched to 3D points on the *frame shape* = identity +
@@ -18,21 +23,17 @@
    warm-starts from the online filter's prediction, with a cold fallback (:mod:`tracker.measure`).
    An accepted pose updates the online filter (:class:`tracker.kalman.SE3KalmanFilter`) and the identity.
 
-Drift: a box that follows the tracked pose can run away (a biased pose gives a biased box, the network
-sees a shifted or rescaled crop, the next pose is more biased). Image evidence catches it: the box of the
-pixels PerspNet segments as face (its sampled pixels) lies, for a well placed crop, on the box's centre
-with about the box's size. When, on a predicted ("track") box, its centre is off by more than
-``drift_shift`` box sides or its size ratio leaves ``drift_ratio``, the detector re-anchors the next batch.
-
 The online filter only steers boxes and warm starts. Each frame's correspondences are returned
 (:class:`Correspondences`) so that the output poses can be solved again against the clip's final
-identity (:mod:`tracker.refine`) and then filtered over the whole clip (:func:`tracker.smoother.filter_track`). A track is lost when the online filter drops it
+identity (:mod:`tracker.refine`) and then filtered over the whole clip
+(:func:`tracker.smoother.filter_track`). A track is lost when the online filter drops it
 (no accepted measurement for ``FilterConfig.lost_after_s``) or its predicted box leaves the frame;
 lost frames get no pose. Times are stream timestamps in seconds, made strictly increasing for the filter
 (a repeated timestamp is nudged by 1 microsecond).
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -46,17 +47,24 @@ from perspnet.inference import PerspNetPredictor
 from perspnet.intrinsics import Intrinsics, undistort_points
 from perspnet.landmarker import FaceLandmarker
 from pipelines.video_io import Frame
-from perspnet.training_data import box_from_points
 from tracker.acquisition import box_from_pose, box_in_view, detect_face
 from tracker.identity import FrameShape, IdentityConfig, IdentityEstimator
 from tracker.kalman import FilterConfig, SE3KalmanFilter, propagate
 from tracker.measure import MeasureConfig, Measurement, measure_pose
 from tracker.surface import MeshIndex, closest_on_mesh, points_on_shape
 
-__all__ = ["OnlineConfig", "Correspondences", "FrameResult", "StageTimer", "solve_frame", "OnlineTracker",
-           "TIME_NUDGE_S"]
+__all__ = ["PERSPNET_FILTER", "OnlineConfig", "Correspondences", "FrameResult", "StageTimer", "solve_frame",
+           "OnlineTracker", "TIME_NUDGE_S"]
 
 TIME_NUDGE_S = 1e-6  # a frame whose timestamp does not increase is placed this much after the previous one
+# The filter for PerspNet-lite poses: FilterConfig's defaults but the measurement noise, which is set to
+# the raw poses' frame-to-frame noise measured on synthetic 640x480 clips with the shipped lite checkpoint
+# (Savitzky-Golay residual of the raw track: tx, ty about 2-5 mm, tz 7-10 mm, angles 2-4 deg, at PnP
+# confidences around 0.3, which divide the variance). With FilterConfig's own values (1.5 mm, 6 mm, 1 deg,
+# for landmark-quality poses) the filter trusts each pose too much, runs away on the noise between gated
+# measurements, and the boxes it predicts pull the network off the face (filtered rotation error 25 deg
+# instead of 6 deg on a "mixed" clip).
+PERSPNET_FILTER = FilterConfig(meas_sd_xy_m=0.005, meas_sd_z_m=0.02, meas_sd_rot_rad=math.radians(4.0))
 
 
 @dataclass(frozen=True)
@@ -67,21 +75,20 @@ class OnlineConfig:
         min_face_px: smallest usable face box side, pixels (smaller predicted boxes count as lost).
         min_mask_fraction: frames whose crop PerspNet segments less than this fraction as face get no pose.
         max_faces: faces the detector reports at most (to tell that there were several).
-        drift_shift: largest offset, in box sides, of the segmented face's centre from a predicted box's centre.
-        drift_ratio: (low, high) range of the segmented face's box side / the predicted box's side.
+        reanchor_s: seconds between detector runs that re-anchor a tracked box (step 1); inf: never.
         identity: the identity estimate and expression residual bound.
         measure: PnP and its warm/cold policy.
         filter: the online filter (noise, ``lost_after_s``); the same settings filter the output.
+            Default :data:`PERSPNET_FILTER`.
     """
 
     min_face_px: float = 24.0
     min_mask_fraction: float = 0.02
     max_faces: int = 4
-    drift_shift: float = 0.12
-    drift_ratio: tuple[float, float] = (0.8, 1.1)
+    reanchor_s: float = 0.25
     identity: IdentityConfig = IdentityConfig()
     measure: MeasureConfig = MeasureConfig()
-    filter: FilterConfig = FilterConfig()
+    filter: FilterConfig = PERSPNET_FILTER
 
     def __post_init__(self) -> None:
         if not self.min_face_px > 0:
@@ -90,9 +97,8 @@ class OnlineConfig:
             raise ValueError(f"min_mask_fraction must be in [0, 1), got {self.min_mask_fraction!r}")
         if not (isinstance(self.max_faces, int) and self.max_faces >= 1):
             raise ValueError(f"max_faces must be an integer >= 1, got {self.max_faces!r}")
-        if not self.drift_shift > 0 or not 0 < self.drift_ratio[0] < 1 < self.drift_ratio[1]:
-            raise ValueError(f"drift_shift must be > 0 and drift_ratio (low < 1 < high), got {self.drift_shift!r}, "
-                             f"{self.drift_ratio!r}")
+        if not self.reanchor_s > 0:
+            raise ValueError(f"reanchor_s must be > 0 (inf: never), got {self.reanchor_s!r}")
 
 
 @dataclass(frozen=True)
@@ -119,8 +125,8 @@ class FrameResult:
         timestamp_s: stream timestamp, seconds.
         filter_time_s: the strictly increasing time the filter used, seconds.
         box: ``(3,)`` (cx, cy, side) pixels PerspNet was run on, or None.
-        box_source: "track" (predicted pose), "detect" (detector on this frame), "redetect" (detector
-            on this frame after a drifting box), "detect-reuse" (an earlier detection in the batch) or "none".
+        box_source: "track" (predicted pose), "detect" (detector on this frame), "reanchor" (detector on
+            this frame, near the predicted box), "detect-reuse" (an earlier detection in the batch) or "none".
         measurement: the PnP outcome against the identity estimated so far, None when PerspNet did not
             run or saw too little face.
         shape: the frame shape used for PnP, None without a measurement.
@@ -198,8 +204,8 @@ class OnlineTracker:
         self.max_faces_seen = 0
         self.frames_with_several_faces = 0
         self.cold_fallbacks = 0
-        self.drift_redetections = 0  # detector runs to re-anchor a drifting box
-        self._drifting = False  # a predicted box drifted: run the detector on the next batch's first frame
+        self.reanchors = 0  # detector runs that re-anchored a tracked box
+        self._detected_s = -np.inf  # filter time of the last detector run
         self._time_s: float | None = None  # filter time of the last frame processed
         self._shape: np.ndarray | None = None  # shape of the last accepted frame, projected for the boxes
 
@@ -224,11 +230,12 @@ class OnlineTracker:
             return None
         return propagate(s.R, s.t, s.v, time_s - self._time_s)
 
-    def _detect(self, image_rgb: np.ndarray) -> np.ndarray | None:
+    def _detect(self, image_rgb: np.ndarray, time_s: float, near: np.ndarray | None = None) -> np.ndarray | None:
         with self.timer("detect"):
             if self.landmarker is None:
                 self.landmarker = FaceLandmarker("image", max_faces=self.config.max_faces)
-            det = detect_face(self.landmarker, image_rgb)
+            det = detect_face(self.landmarker, image_rgb, near)
+        self._detected_s = time_s
         self.detector_calls += 1
         self.max_faces_seen = max(self.max_faces_seen, det.n_faces)
         self.frames_with_several_faces += det.n_faces > 1
@@ -241,18 +248,17 @@ class OnlineTracker:
         boxes: list[np.ndarray | None] = []
         sources: list[str] = []
         detected: np.ndarray | None = None
-        shift, scale = np.zeros(2), 1.0  # re-anchoring of the predicted boxes after a re-detection
+        shift, scale = np.zeros(2), 1.0  # re-anchoring of this batch's predicted boxes
         for k, (frame, time_s) in enumerate(zip(frames, times)):
             pose = self._predicted(time_s) if shape is not None else None
             box = box_from_pose(*pose, shape, self.intr) if pose is not None else None
-            if k == 0 and self._drifting and box_in_view(box, w, h, min_px):
-                self._drifting = False
-                self.drift_redetections += 1
-                found = self._detect(frame.image_rgb)
+            if k == 0 and box_in_view(box, w, h, min_px) and time_s - self._detected_s >= self.config.reanchor_s:
+                found = self._detect(frame.image_rgb, time_s, near=box)
                 if box_in_view(found, w, h, min_px):
+                    self.reanchors += 1
                     shift, scale = found[:2] - box[:2], found[2] / box[2]
                     boxes.append(found)
-                    sources.append("redetect")
+                    sources.append("reanchor")
                     continue
             if box is not None:
                 box = np.array([*(box[:2] + shift), box[2] * scale])
@@ -263,27 +269,17 @@ class OnlineTracker:
                 boxes.append(detected)
                 sources.append("detect-reuse")
             else:
-                found = self._detect(frame.image_rgb)
+                found = self._detect(frame.image_rgb, time_s)
                 detected = found if box_in_view(found, w, h, min_px) else None
                 boxes.append(detected)
                 sources.append("none" if detected is None else "detect")
         return boxes, sources
 
-    def _check_drift(self, box: np.ndarray, points_px: np.ndarray) -> None:
-        """Flag a drifting predicted ``box`` (cx, cy, side) from the segmented face's pixels ``(m, 2)``."""
-        face = box_from_points(points_px)
-        shift = np.linalg.norm(face[:2] - box[:2]) / box[2]
-        ratio = face[2] / box[2]
-        low, high = self.config.drift_ratio
-        if shift > self.config.drift_shift or not low <= ratio <= high:
-            self._drifting = True
-
-    def _correspondences(self, net: dict[str, np.ndarray], j: int) -> tuple[Correspondences, np.ndarray]:
-        """Batch item ``j`` of the network output: pixels undistorted, 3D points as mesh coordinates; and the
-        pixels as decoded ``(m, 2)``."""
+    def _correspondences(self, net: dict[str, np.ndarray], j: int) -> Correspondences:
+        """Batch item ``j`` of the network output: pixels undistorted, 3D points as mesh coordinates."""
         tri, bary = closest_on_mesh(net["points_face_m"][j], net["verts_face_m"][j], self.mesh)
         points_px = _image_pixels(net["choose"][j], net["affine"][j], self.predictor.config.input_size)
-        return Correspondences(undistort_points(points_px, self.intr), tri, bary), points_px
+        return Correspondences(undistort_points(points_px, self.intr), tri, bary)
 
     def process(self, frames: list[Frame]) -> list[FrameResult]:
         """Track the next ``frames`` of the clip (in stream order); one :class:`FrameResult` each."""
@@ -305,9 +301,7 @@ class OnlineTracker:
             if j is not None and net["mask_fraction"][j] >= self.config.min_mask_fraction:
                 verts_raw = net["verts_face_m"][j]
                 with self.timer("identity"):
-                    corr, points_px = self._correspondences(net, j)
-                if sources[i] == "track":
-                    self._check_drift(boxes[i], points_px)
+                    corr = self._correspondences(net, j)
                 with self.timer("pnp"):
                     m, shape = solve_frame(corr, verts_raw, self.identity, self.mesh, self.intr.K,
                                            self._predicted(time_s), self.config.measure)
