@@ -24,7 +24,7 @@ from perspnet.training_data import box_from_points
 
 __all__ = ["Detection", "detect_face", "project_to_image", "box_from_pose", "box_in_view", "box_iou", "MIN_IOU"]
 
-MIN_IOU = 0.3  # a detection re-anchors a tracked box only if they overlap at least this much
+MIN_IOU = 0.3  # a detection re-anchors a tracked box if they overlap this much, or if it is centred inside it
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,14 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def detect_face(landmarker: FaceLandmarker, image_rgb: np.ndarray, near: np.ndarray | None = None) -> Detection:
     """Run an IMAGE-mode landmarker on ``image_rgb (H, W, 3) uint8``: the box of the largest face's
-    landmarks, or with ``near`` (a tracked box) that of the face overlapping it most, if by ``MIN_IOU``."""
+    landmarks, or with ``near`` (a tracked box) that of the face overlapping it most among those that
+    overlap it by ``MIN_IOU`` or have their centre inside it (a tracked box may have drifted in size)."""
     faces = landmarker.detect(image_rgb)
     boxes = [box_from_points(face.points_px) for face in faces]
     if near is not None:
-        overlaps = [box_iou(box, near) for box in boxes]
-        best = int(np.argmax(overlaps)) if boxes else -1
-        return Detection(boxes[best] if boxes and overlaps[best] >= MIN_IOU else None, len(faces))
+        matches = [(box_iou(box, near), k) for k, box in enumerate(boxes)
+                   if box_iou(box, near) >= MIN_IOU or np.all(np.abs(box[:2] - near[:2]) < near[2] / 2)]
+        return Detection(boxes[max(matches)[1]] if matches else None, len(faces))
     return Detection(boxes[0] if boxes else None, len(faces))
 
 
