@@ -45,7 +45,8 @@ from tqdm import tqdm
 from perspnet.conventions import MM_PER_M
 from perspnet.face_model import load_face_model
 from perspnet.inference import PerspNetPredictor
-from perspnet.intrinsics import DEFAULT_HFOV_DEG, Intrinsics, default_intrinsics, for_video, load_intrinsics
+from perspnet.intrinsics import (DEFAULT_HFOV_DEG, Intrinsics, IntrinsicsError, default_intrinsics, for_video,
+                                 load_intrinsics)
 from pipelines.atomic import save_npz_atomic, write_json_atomic
 from pipelines.overlay import write_overlay
 from pipelines.track_outputs import (PoseTrack, jitter_summary, plot_stability, staged_folder, write_obj,
@@ -156,7 +157,11 @@ def camera_for_video(intrinsics: Path | None, width: int, height: int) -> tuple[
         return intr, [f"warning: no --intrinsics given: assuming the default {DEFAULT_HFOV_DEG:g} degree horizontal "
                       f"field of view (fx = {intr.fx:.1f} px); translations, depth above all, are only as good as "
                       "this guess"]
-    intr, message = for_video(load_intrinsics(intrinsics), width, height)
+    try:
+        intr, message = for_video(load_intrinsics(intrinsics), width, height)
+    except IntrinsicsError as e:
+        message = str(e)
+        raise IntrinsicsError(message if str(intrinsics) in message else f"{intrinsics}: {message}") from None
     return intr, [] if message is None else [f"note: {message}"]
 
 

@@ -112,13 +112,7 @@ BAD_K = {
     "empty": "not JSON",
     "missing": "file not found",
 }
-# Known gap, reported to track-video's owner: an aspect-ratio mismatch is raised by
-# perspnet.intrinsics.for_video, which has no path, and camera_for_video does not add it.
-K_NOT_NAMED = pytest.mark.xfail(strict=True, reason="track-video: an aspect mismatch does not name the K.json")
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=K_NOT_NAMED) if c == "aspect_mismatch" else c
-                                  for c in BAD_K])
+@pytest.mark.parametrize("case", list(BAD_K))
 def test_track_video_refuses_bad_intrinsics_naming_the_file(case, media, tiny_checkpoint, tmp_path, capsys):
     k_json, out = media["bad_K"][case], tmp_path / "out"
     code = track_main([str(media["good"]), "--intrinsics", str(k_json), "--out", str(out),
