@@ -283,6 +283,20 @@ def _outcome(job: ClipJob, status: str, **values) -> ClipOutcome:
     return ClipOutcome(clip=job.clip, status=status, intrinsics=job.intrinsics_source, output=output, **values)
 
 
+_PREDICTORS: dict = {}  # (checkpoint, device) -> PerspNetPredictor: one model per worker process
+
+
+def _worker_predictor(checkpoint: Path | None, device: str):
+    """The model for ``checkpoint`` on ``device``, loaded once per process and reused for every clip."""
+    from perspnet.inference import PerspNetPredictor
+
+    key = (str(checkpoint), device)
+    if key not in _PREDICTORS:
+        _PREDICTORS.clear()  # a worker serves one checkpoint and device at a time
+        _PREDICTORS[key] = PerspNetPredictor(checkpoint, device)
+    return _PREDICTORS[key]
+
+
 def run_clip(job: ClipJob) -> ClipOutcome:
     """Track one clip and write its completion marker; every failure becomes a "failed" outcome.
 
@@ -302,7 +316,7 @@ def run_clip(job: ClipJob) -> ClipOutcome:
         _remove_temporaries(job.out_dir)
         config = TrackConfig(video=job.video, intrinsics=job.intrinsics, out=job.out_dir,
                              checkpoint=job.checkpoint, device=worker_device() or job.device)
-        result = track_video(config, notify=None)
+        result = track_video(config, notify=None, predictor=_worker_predictor(config.checkpoint, config.device))
     except (VideoError, IntrinsicsError, CheckpointError, FaceModelNotFound, TrackError, OutputError) as err:
         return _outcome(job, "failed", message=_first_line(err))
     except OSError as err:  # e.g. the output folder's parent is a file

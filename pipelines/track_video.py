@@ -224,13 +224,16 @@ def _finite(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
 
-def track_video(config: TrackConfig, notify: Callable[[str], None] | None = _stderr_note) -> TrackResult:
+def track_video(config: TrackConfig, notify: Callable[[str], None] | None = _stderr_note,
+                predictor: PerspNetPredictor | None = None) -> TrackResult:
     """Track the face in ``config.video`` and write the outputs (module docstring).
 
     Args:
         config: see :class:`TrackConfig`.
         notify: called with each note or warning as it arises (K scaled, default FOV, several faces,
             decode errors); None for silence. The notes are also in ``summary["notes"]``.
+        predictor: an already loaded model of ``config.checkpoint`` on ``config.device`` (batch workers
+            load one and reuse it for every clip); loaded here when None.
 
     Raises:
         VideoError, IntrinsicsError, CheckpointError, FaceModelNotFound, TrackError: an input cannot be
@@ -243,7 +246,7 @@ def track_video(config: TrackConfig, notify: Callable[[str], None] | None = _std
     intr, notes = camera_for_video(config.intrinsics, info.width, info.height)
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         raise TrackError(f"--device {config.device}: no CUDA device is available (use cpu or auto)")
-    predictor = PerspNetPredictor(config.checkpoint, config.device)
+    predictor = predictor or PerspNetPredictor(config.checkpoint, config.device)
     face_model = load_face_model()
     if predictor.topology.n_verts != face_model.n_verts:
         raise TrackError(f"{config.checkpoint}: the checkpoint's mesh has {predictor.topology.n_verts} vertices, "
