@@ -316,9 +316,11 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_batch_killed_with_sigkill_resumes_without_loss_or_duplicates(sources, tiny_checkpoint, tmp_path):
+def _start_batch_until_first_clip(sources, tiny_checkpoint, tmp_path):
+    """Start ``batch-process`` on the synthetic clips (c0.mp4 ...) in a subprocess and return once its
+    first clip is finished: ``(process, clip names, argv, out folder)``."""
     clips, out = tmp_path / "clips", tmp_path / "out"
-    names = [f"c{k}.mp4" for k in range(5)]
+    names = [f"c{k}.mp4" for k in range(len(sources["synthetic"]))]
     for name, (video, k_json) in zip(names, sources["synthetic"]):
         _add(clips, name, video, k_json)
     argv = [str(clips), "--out", str(out), "--workers", "2", "--checkpoint", str(tiny_checkpoint), "--device", "cpu"]
@@ -327,6 +329,11 @@ def test_batch_killed_with_sigkill_resumes_without_loss_or_duplicates(sources, t
     deadline = time.monotonic() + 240
     while not list(out.rglob(DONE_MARKER)) and batch.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    return batch, names, argv, out
+
+
+def test_batch_killed_with_sigkill_resumes_without_loss_or_duplicates(sources, tiny_checkpoint, tmp_path):
+    batch, names, argv, out = _start_batch_until_first_clip(sources, tiny_checkpoint, tmp_path)
     assert batch.poll() is None, f"the batch ended before it could be killed: {batch.stderr.read()}"
     workers = _children(batch.pid)
     batch.send_signal(signal.SIGKILL)
@@ -435,15 +442,7 @@ def test_twenty_clips_on_dask(twenty_clips, tiny_checkpoint, dask_scheduler, tmp
 @pytest.mark.slow
 @pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_interrupted_batch_exits_cleanly_and_resumes(signum, code, sources, tiny_checkpoint, tmp_path):
-    clips, out = tmp_path / "clips", tmp_path / "out"
-    for k, (video, k_json) in enumerate(sources["synthetic"]):
-        _add(clips, f"c{k}.mp4", video, k_json)
-    argv = [str(clips), "--out", str(out), "--workers", "2", "--checkpoint", str(tiny_checkpoint), "--device", "cpu"]
-    batch = subprocess.Popen([str(BIN / "batch-process"), *argv], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while not list(out.rglob(DONE_MARKER)) and batch.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    batch, _, argv, out = _start_batch_until_first_clip(sources, tiny_checkpoint, tmp_path)
     workers = _children(batch.pid)
     batch.send_signal(signum)
     assert batch.wait(timeout=60) == code
