@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-__all__ = ["RasterBuffers", "rasterize", "rasterize_uv", "interpolate", "interpolate_pixels"]
+__all__ = ["RasterBuffers", "rasterize", "rasterize_uv", "extend_raster", "interpolate", "interpolate_pixels"]
 
 
 @dataclass
@@ -116,6 +116,40 @@ def rasterize_uv(uvs: np.ndarray, triangles: np.ndarray, size: int) -> RasterBuf
         :class:`RasterBuffers` ``(size, size)``; barycentrics are affine in UV, depth is 1 where drawn.
     """
     return rasterize(np.asarray(uvs) * size - 0.5, np.ones(len(uvs)), triangles, size, size)
+
+
+def extend_raster(raster: RasterBuffers, points_px: np.ndarray, triangles: np.ndarray, ring: float
+                  ) -> RasterBuffers:
+    """Extend a raster of a flat (affine) mapping, such as :func:`rasterize_uv`'s, by a ring of pixels
+    around what was drawn: a pixel within ``ring`` pixels of a drawn one takes the triangle of its nearest
+    drawn pixel, with barycentrics extrapolated (some negative) at its own centre. :func:`interpolate`
+    then continues each border triangle's linear function outwards, so a bilinear lookup at a vertex on
+    the border of the drawn region reads that vertex's value instead of mixing in the background.
+
+    Args:
+        raster: buffers from :func:`rasterize` / :func:`rasterize_uv` (barycentrics affine in pixels).
+        points_px: ``(N, 2)`` the vertices in the raster's pixel coordinates (for :func:`rasterize_uv`:
+            ``uvs * size - 0.5``).
+        triangles: ``(F, 3)`` vertex indices.
+        ring: width of the ring, pixels (Euclidean distance to the nearest drawn pixel centre).
+
+    Returns:
+        New :class:`RasterBuffers`; drawn pixels are unchanged, ring pixels get depth 1.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    dist, (near_r, near_c) = distance_transform_edt(~raster.mask, return_indices=True)
+    rows, cols = np.nonzero((dist > 0) & (dist <= ring))
+    tri_id, bary, depth = raster.tri_id.copy(), raster.bary.copy(), raster.depth.copy()
+    tri = raster.tri_id[near_r[rows, cols], near_c[rows, cols]]
+    corners = np.asarray(points_px, np.float64)[np.asarray(triangles)[tri]]  # (P, 3, 2)
+    edges = np.stack([corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]], axis=-1)  # (P, 2, 2)
+    rel = np.column_stack([cols, rows]).astype(np.float64) - corners[:, 0]
+    l12 = np.linalg.solve(edges, rel[..., None])[..., 0]  # (P, 2): weights of corners 1 and 2
+    tri_id[rows, cols] = tri
+    bary[rows, cols] = np.column_stack([1.0 - l12.sum(1), l12])
+    depth[rows, cols] = 1.0
+    return RasterBuffers(tri_id, bary, depth)
 
 
 def interpolate(attributes: np.ndarray, triangles: np.ndarray, raster: RasterBuffers,

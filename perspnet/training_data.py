@@ -15,7 +15,7 @@ import torch
 from perspnet.conventions import project_points
 from perspnet.datasets.record import FaceRecord, FaceTopology
 from perspnet.network.config import COORD_SCALE, ModelConfig
-from perspnet.raster import interpolate, rasterize, rasterize_uv
+from perspnet.raster import extend_raster, interpolate, rasterize, rasterize_uv
 
 __all__ = ["CropConfig", "crop_affine", "box_from_points", "warp_crop", "TargetBuilder", "collate"]
 
@@ -71,6 +71,9 @@ def _colour_jitter(rng: np.random.Generator, crop: np.ndarray) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+UV_TARGET_RING = 2.0  # texels of linear extrapolation around the face's UV region in the UV map target
+
+
 class TargetBuilder:
     """Turns records into network inputs and targets for one mesh topology and model config.
 
@@ -84,7 +87,11 @@ class TargetBuilder:
         self.topology = topology
         self.config = config
         self.crop = crop
-        self.uv_raster = rasterize_uv(topology.uvs, topology.triangles, config.uv_size)
+        # the UV map target continues 2 texels past the face's UV region, so that sampling X_hat at a
+        # border vertex's UV (bilinear, see perspnet.network.model) reads that vertex, not the background
+        size = config.uv_size
+        self.uv_raster = extend_raster(rasterize_uv(topology.uvs, topology.triangles, size),
+                                       topology.uvs * size - 0.5, topology.triangles, UV_TARGET_RING)
         self.uv_weight = self.uv_raster.mask.astype(np.float32)
 
     def __call__(self, record: FaceRecord, rng: np.random.Generator | None) -> dict[str, np.ndarray]:

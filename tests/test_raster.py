@@ -1,7 +1,7 @@
 import numpy as np
 
 from perspnet.conventions import matrix_from_euler_deg, project_points, transform_points
-from perspnet.raster import interpolate, rasterize, rasterize_uv
+from perspnet.raster import extend_raster, interpolate, rasterize, rasterize_uv
 
 
 def test_single_triangle_coverage_and_barycentrics():
@@ -58,3 +58,39 @@ def test_uv_raster_interpolates_linear_function_exactly(face_model):
     np.testing.assert_allclose(out[i, j, 0], 2 * u + 1, atol=1e-5)
     np.testing.assert_allclose(out[i, j, 1], -v, atol=1e-5)
     assert 0.3 < r.mask.mean() < 0.9
+
+
+def test_extended_uv_raster_continues_linear_function_in_a_ring(face_model):
+    size = 64
+    base = rasterize_uv(face_model.uvs, face_model.triangles, size)
+    r = extend_raster(base, face_model.uvs * size - 0.5, face_model.triangles, ring=2.0)
+    ring = r.mask & ~base.mask
+    assert ring.sum() > 100  # the ring exists and is not the whole square
+    assert r.mask.mean() < 0.95
+    np.testing.assert_array_equal(r.tri_id[base.mask], base.tri_id[base.mask])
+    attr = np.column_stack([2 * face_model.uvs[:, 0] + 1, -face_model.uvs[:, 1]])
+    out = interpolate(attr, face_model.triangles, r)
+    i, j = np.nonzero(ring)
+    np.testing.assert_allclose(out[i, j, 0], 2 * (j + 0.5) / size + 1, atol=1e-5)
+    np.testing.assert_allclose(out[i, j, 1], -(i + 0.5) / size, atol=1e-5)
+
+
+def test_uv_map_target_sampled_at_vertex_uvs_returns_the_vertices(face_model):
+    """The UV position map target, read back bilinearly at each vertex's UV as the network does, gives
+    the mesh back: border vertices included (without the ring they mix in the zero background)."""
+    import torch
+
+    from perspnet.network.model import sample_uv_map
+
+    size = 64
+    verts = face_model.verts_face_m
+    plain = rasterize_uv(face_model.uvs, face_model.triangles, size)
+    extended = extend_raster(plain, face_model.uvs * size - 0.5, face_model.triangles, ring=2.0)
+    uvs = torch.as_tensor(face_model.uvs, dtype=torch.float32)
+    errors_mm = {}
+    for name, raster in (("plain", plain), ("extended", extended)):
+        uv_map = torch.from_numpy(interpolate(verts, face_model.triangles, raster).transpose(2, 0, 1))[None]
+        sampled = sample_uv_map(uv_map, uvs)[0].numpy()
+        errors_mm[name] = np.linalg.norm(sampled - verts, axis=1) * 1000
+    assert errors_mm["extended"].max() < 6.0 and errors_mm["extended"].mean() < 0.6, errors_mm["extended"].mean()
+    assert errors_mm["plain"].max() > 20.0  # the failure the ring fixes

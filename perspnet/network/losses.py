@@ -41,7 +41,8 @@ class LossTargets:
 
     Attributes:
         uv_map: ``(B, 3, U, U)`` ground-truth UV position map, canonical frame, network units.
-        uv_weight: ``(U, U)`` or ``(B, U, U)`` texel weights: 1 on the face's UV region, 0 elsewhere.
+        uv_weight: ``(U, U)`` or ``(B, U, U)`` texel weights: 1 on the face's UV region (and the ring
+            around it that the target extrapolates to, see perspnet.training_data), 0 elsewhere.
         seg: ``(B, S, S)`` bool or long, 1 / True on face pixels.
         corr_vert_ids: ``(B, m, 3)`` long vertex ids of the mesh triangle seen at each chosen pixel.
         corr_bary: ``(B, m, 3)`` barycentric weights of those vertices (>= 0, summing to 1).
