@@ -6,6 +6,9 @@ z forward): a weak-perspective reconstruction, good for registering the canonica
 """
 from __future__ import annotations
 
+import os
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +18,25 @@ from perspnet.face_model import find_face_landmarker_task
 __all__ = ["FaceLandmarks", "FaceLandmarker"]
 
 N_MESH_LANDMARKS = 468  # the bundle outputs 478: the mesh's 468 then 10 iris points, which we drop
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """Send what native code writes to stderr (file descriptor 2) to /dev/null for the duration.
+
+    MediaPipe's graph set-up logs several INFO / WARNING lines straight to fd 2 (no Python logging to
+    configure); they would bury our one-line messages. Its failures still raise Python exceptions.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 @dataclass(frozen=True)
@@ -60,7 +82,8 @@ class FaceLandmarker:
             running_mode=running, num_faces=max_faces, min_face_detection_confidence=min_confidence,
             min_face_presence_confidence=min_confidence, min_tracking_confidence=min_confidence)
         self._mode = mode
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        with _native_stderr_silenced():  # set-up chatter; detection itself logs nothing
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
         self._last_ms = -1
 
     def close(self) -> None:

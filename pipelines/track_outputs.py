@@ -37,7 +37,7 @@ from tracker.jitter import POSE_COLUMNS, RAW_PREFIX, SAVGOL_ORDER, SAVGOL_WINDOW
 from tracker.jitter_report import metrics_json
 
 __all__ = ["TRACK_COLUMNS", "PoseTrack", "write_poses_csv", "read_poses_csv", "jitter_summary", "write_obj",
-           "plot_stability", "staged_folder"]
+           "plot_stability", "check_output_folder", "staged_folder"]
 
 _POSE = POSE_COLUMNS[3:]  # qw qx qy qz tx ty tz yaw_deg pitch_deg roll_deg
 TRACK_COLUMNS = (*POSE_COLUMNS[:3], "confidence", "inliers", "reproj_err_px", *_POSE,
@@ -159,6 +159,25 @@ def plot_stability(path: str | os.PathLike[str], track: PoseTrack, title: str = 
         fig.savefig(tmp, dpi=100)
 
 
+def check_output_folder(final_dir: str | os.PathLike[str]) -> None:
+    """Fail early, before any work, when ``final_dir`` cannot become an output folder.
+
+    Raises:
+        OutputError: ``final_dir`` or one of its parents is a file, or the nearest existing parent is
+            not a writable folder (one line naming the path).
+    """
+    final = Path(final_dir)
+    if final.exists() and not final.is_dir():
+        raise OutputError(f"cannot write into {final}: it is a file, not a folder")
+    existing = final.absolute().parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot create {final}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create {final}: folder {existing} is not writable")
+
+
 @contextmanager
 def staged_folder(final_dir: str | os.PathLike[str], owned: tuple[str, ...] = ()) -> Iterator[Path]:
     """Yield a fresh hidden folder beside ``final_dir`` to write outputs into; publish it on success.
@@ -173,8 +192,7 @@ def staged_folder(final_dir: str | os.PathLike[str], owned: tuple[str, ...] = ()
         OutputError: the parent folder cannot be created or written, or ``final_dir`` is a file.
     """
     final = Path(final_dir)
-    if final.exists() and not final.is_dir():
-        raise OutputError(f"cannot write into {final}: it is a file, not a folder")
+    check_output_folder(final)
     stage = final.parent / f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -49,8 +49,8 @@ from perspnet.intrinsics import (DEFAULT_HFOV_DEG, Intrinsics, IntrinsicsError, 
                                  load_intrinsics)
 from pipelines.atomic import save_npz_atomic, write_json_atomic
 from pipelines.overlay import write_overlay
-from pipelines.track_outputs import (PoseTrack, jitter_summary, plot_stability, staged_folder, write_obj,
-                                     write_poses_csv)
+from pipelines.track_outputs import (PoseTrack, check_output_folder, jitter_summary, plot_stability, staged_folder,
+                                     write_obj, write_poses_csv)
 from pipelines.video_io import DecodeReport, iter_frames, probe_video
 from tracker.identity import IdentityEstimator
 from tracker.online import OnlineConfig, OnlineTracker, StageTimer
@@ -246,6 +246,7 @@ def track_video(config: TrackConfig, notify: Callable[[str], None] | None = _std
     intr, notes = camera_for_video(config.intrinsics, info.width, info.height)
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         raise TrackError(f"--device {config.device}: no CUDA device is available (use cpu or auto)")
+    check_output_folder(config.out_dir)
     predictor = predictor or PerspNetPredictor(config.checkpoint, config.device)
     face_model = load_face_model()
     if predictor.topology.n_verts != face_model.n_verts:

@@ -150,9 +150,19 @@ def test_track_video_unwritable_output_folder(case, media, tiny_checkpoint, tmp_
     code = track_main([str(media["good"]), "--intrinsics", str(media["K"]), "--out", str(out),
                        "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--quiet"])
     line = _error_line(capsys, "track-video")
-    assert code == 1 and str(out) in line, line
+    assert code == 1 and str(out) in line and "is a file, not a folder" in line, line
     assert blocker.read_text() == "a file where a folder should be\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+
+
+def test_track_video_checks_output_folder_before_loading_the_model(media, tmp_path, capsys):
+    """An unusable --out is reported at once, not after the model has loaded (here it would not load)."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x\n")
+    code = track_main([str(media["good"]), "--intrinsics", str(media["K"]), "--out", str(blocker / "out"),
+                       "--checkpoint", str(tmp_path / "missing.pt"), "--device", "cpu", "--quiet"])
+    line = _error_line(capsys, "track-video")
+    assert code == 1 and "is a file, not a folder" in line and "missing.pt" not in line, line
 
 
 # --- track-video: damaged but decodable videos, awkward faces --------------------------------------------
@@ -211,6 +221,17 @@ def test_console_scripts_print_one_line_and_no_traceback(script, media, tmp_path
     assert len(lines) == 1 and lines[0].startswith(f"{script}: error: "), lines
     assert (str(video) if script == "track-video" else str(tmp_path / "no_such_folder")) in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_track_video_process_stderr_has_only_its_own_lines(media, tiny_checkpoint, tmp_path):
+    """A successful run as a real process: MediaPipe's native set-up logging does not reach the terminal."""
+    run = subprocess.run([str(BIN / "track-video"), str(media["good"]), "--intrinsics", str(media["K"]),
+                          "--out", str(tmp_path / "o"), "--checkpoint", str(tiny_checkpoint), "--device", "cpu"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    foreign = [line for line in run.stderr.splitlines() if line and not line.startswith("track-video: ")]
+    assert not foreign, foreign
+    assert "frames" in run.stdout and (tmp_path / "o" / "poses.csv").is_file()
 
 
 # --- the other CLIs ---------------------------------------------------------------------------------------
