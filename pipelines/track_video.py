@@ -331,7 +331,7 @@ def _summary(config: TrackConfig, info, intr: Intrinsics, track: PoseTrack, trac
              box_sources: Counter[str], identity: np.ndarray | None, scale: float, face_model, seconds: dict,
              total_s: float, jitter: dict, notes: list[str], report: DecodeReport, predictor) -> dict:
     """``summary.json``: ``frames``, ``frames_with_pose``, ``detection_rate`` (their ratio), ``detector_calls``,
-    ``box_sources`` (frames per box source), ``cold_fallbacks``, ``reanchors``, ``processing_fps`` (frames per
+    ``box_sources`` (frames per box source), ``cold_fallbacks``, ``reanchors``, ``redetections``, ``processing_fps`` (frames per
     second of the whole call), ``total_seconds``, ``stage_seconds`` and ``stage_ms_per_frame``
     (:data:`STAGES`), settings, ``camera`` (the K used), ``video_info``, ``identity`` (IPD, scale applied,
     frames used), ``shape_dev_mm`` (median, p95), ``jitter``
@@ -345,6 +345,7 @@ def _summary(config: TrackConfig, info, intr: Intrinsics, track: PoseTrack, trac
         "detection_rate": _finite(track.success.mean()) if n else 0.0,
         "detector_calls": tracker.detector_calls, "box_sources": dict(box_sources),
         "cold_fallbacks": tracker.cold_fallbacks, "reanchors": tracker.reanchors,
+        "redetections": tracker.redetections,
         "processing_fps": _finite(n / total_s) if total_s > 0 else None,
         "total_seconds": round(total_s, 4),
         "stage_seconds": {s: round(v, 4) for s, v in stages.items()},

@@ -267,6 +267,28 @@ class TestTrackQuality:
         np.testing.assert_allclose(t[145:], t1, atol=1e-12)
         np.testing.assert_allclose(R[145:], R1, atol=1e-12)
 
+    def test_jump_restarts_the_track_at_its_first_frame(self):
+        """The face jumps 15 cm sideways at frame 100 (a cut, or a re-detection elsewhere): the gate rejects
+        the new place, and after ``restart_after_gated`` measurements in a row the track restarts. Online
+        the restart is at the third one; offline (filter_track) it is moved back to the first, so no frame
+        after the jump keeps the old place."""
+        ts, R_gt, t_gt, R_m, t_m = scenario(9, n=200)
+        jump = np.array([0.15, 0.0, 0.0])
+        t_gt, t_m = t_gt + (np.arange(200) >= 100)[:, None] * jump, t_m + (np.arange(200) >= 100)[:, None] * jump
+        kf = SE3KalmanFilter(FilterConfig())
+        status = [kf.step(float(ts[k]), (R_m[k], t_m[k])).status for k in range(104)]
+        assert status[100:103] == ["gated", "gated", "restart"] and status[103] == "update"
+        for mode in ("forward", "smooth"):
+            R, t, valid, diag = filter_track(ts, list(zip(R_m, t_m)), mode=mode)
+            assert valid.all() and diag.status[100] == "init" and set(diag.segment) == {0, 1}
+            np.testing.assert_array_equal(diag.segment, (np.arange(200) >= 100).astype(int))
+            assert np.max(np.linalg.norm(t[100:] - t_gt[100:], axis=1)) < 0.03  # no frame at the old place
+            assert error(R[100:], t[100:], R_gt[100:], t_gt[100:])[0] < error(R_m, t_m, R_gt, t_gt)[0]
+        # without restarts the old place is kept until the track is lost (0.5 s = 15 frames)
+        R, t, valid, diag = filter_track(ts, list(zip(R_m, t_m)), config=FilterConfig(restart_after_gated=0),
+                                         mode="forward")
+        assert np.all(diag.status[100:115] == "gated") and np.linalg.norm(t[110] - t_gt[110]) > 0.1
+
 
 class TestFilterTrackApi:
     def test_mode_none_passes_measurements_through(self):

@@ -22,7 +22,8 @@ from perspnet.intrinsics import Intrinsics
 from perspnet.landmarker import FaceLandmarker
 from perspnet.training_data import box_from_points
 
-__all__ = ["Detection", "detect_face", "project_to_image", "box_from_pose", "box_in_view", "box_iou", "MIN_IOU"]
+__all__ = ["Detection", "detect_face", "project_to_image", "box_from_pose", "box_in_view", "box_iou", "boxes_agree",
+           "MIN_IOU"]
 
 MIN_IOU = 0.3  # a detection re-anchors a tracked box if they overlap this much, or if it is centred inside it
 
@@ -32,12 +33,15 @@ class Detection:
     """The detector's answer on one frame.
 
     Attributes:
-        box: ``(3,)`` (cx, cy, side) pixels of the largest face, None when no face was found.
+        box: ``(3,)`` (cx, cy, side) pixels of the face asked for (the largest, or the one near a tracked
+            box), None when there is none.
         n_faces: faces found (the landmarker reports at most its ``max_faces``).
+        largest: ``(3,)`` box of the largest face found, near the tracked box or not; None without faces.
     """
 
     box: np.ndarray | None
     n_faces: int
+    largest: np.ndarray | None = None
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -56,8 +60,8 @@ def detect_face(landmarker: FaceLandmarker, image_rgb: np.ndarray, near: np.ndar
     if near is not None:
         matches = [(box_iou(box, near), k) for k, box in enumerate(boxes)
                    if box_iou(box, near) >= MIN_IOU or np.all(np.abs(box[:2] - near[:2]) < near[2] / 2)]
-        return Detection(boxes[max(matches)[1]] if matches else None, len(faces))
-    return Detection(boxes[0] if boxes else None, len(faces))
+        return Detection(boxes[max(matches)[1]] if matches else None, len(faces), boxes[0] if boxes else None)
+    return Detection(boxes[0] if boxes else None, len(faces), boxes[0] if boxes else None)
 
 
 def project_to_image(points_cam: np.ndarray, intr: Intrinsics) -> np.ndarray:
@@ -91,3 +95,13 @@ def box_in_view(box: np.ndarray | None, width: int, height: int, min_face_px: fl
     return bool(-0.5 <= cx <= width - 0.5 and -0.5 <= cy <= height - 0.5
                 and min_face_px <= side <= 2 * max(width, height))
 
+
+
+def boxes_agree(box: np.ndarray | None, reference: np.ndarray, max_offset: float) -> bool:
+    """True when ``box`` (cx, cy, side) is centred within ``max_offset * side`` of ``reference`` (both
+    axes, the reference's side) and its side is within a factor ``1 + 2 * max_offset`` of it."""
+    if box is None or not np.all(np.isfinite(box)):
+        return False
+    side = reference[2]
+    return bool(np.all(np.abs(box[:2] - reference[:2]) <= max_offset * side)
+                and 1.0 / (1.0 + 2.0 * max_offset) <= box[2] / side <= 1.0 + 2.0 * max_offset)

@@ -24,7 +24,9 @@ Models (all times in seconds, from the stream's timestamps; the frame rate may v
   measurement is skipped (prediction only) and reported.
 * Track life: the first measurement initialises the track; frames without a measurement are predicted;
   when more than ``lost_after_s`` has passed since the last accepted measurement the track is lost and
-  the next measurement starts a new segment.
+  the next measurement starts a new segment. ``restart_after_gated`` gated measurements in a row (with
+  no accepted one between them) also start a new segment at the last of them: the face jumped (a cut,
+  a re-detection elsewhere, motion far beyond the model) and the measurements agree on where it went.
 
 The linear algebra of predict/update is filterpy's (``filterpy.kalman.predict`` / ``update``, Joseph
 form) on the zero-mean error state; ``S`` and ``d2`` are computed here before the update because the
@@ -66,9 +68,10 @@ MEAS_DIM = 6
 H = np.hstack([np.eye(MEAS_DIM), np.zeros((MEAS_DIM, STATE_DIM - MEAS_DIM))])  # y ~= d[0:6] + noise
 
 # Per-frame status: "idle" no track; "lost" the track was declared lost at this frame (no measurement
-# to restart it); "init" a track (re)started from this frame's measurement; "update" measurement
-# accepted; "gated" measurement rejected by the gate; "predict" no measurement.
-STATUSES = ("idle", "lost", "init", "update", "gated", "predict")
+# to restart it); "init" a track (re)started from this frame's measurement; "restart" a new segment
+# started from this frame's measurement after ``restart_after_gated`` gated ones in a row; "update"
+# measurement accepted; "gated" measurement rejected by the gate; "predict" no measurement.
+STATUSES = ("idle", "lost", "init", "restart", "update", "gated", "predict")
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class FilterConfig:
         meas_sd_rot_rad: measured rotation sd per axis at confidence 1, radians.
         gate_probability: chi-square (6 dof) probability of the gate; larger gates fewer measurements.
         lost_after_s: seconds without an accepted measurement after which the track is lost.
+        restart_after_gated: gated measurements in a row after which the track restarts at the latest
+            one (a new segment); 0 never restarts this way.
         init_vel_sd_trans: sd of the initial translational velocity, m/s.
         init_vel_sd_rot: sd of the initial angular velocity, rad/s.
     """
@@ -95,6 +100,7 @@ class FilterConfig:
     meas_sd_rot_rad: float = math.radians(1.0)
     gate_probability: float = 0.99999
     lost_after_s: float = 0.5
+    restart_after_gated: int = 3
     init_vel_sd_trans: float = 0.3
     init_vel_sd_rot: float = 2.0
 
@@ -104,6 +110,9 @@ class FilterConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"FilterConfig.{name} must be a finite number > 0, got {value!r}")
+        if not (isinstance(self.restart_after_gated, int) and self.restart_after_gated >= 0):
+            raise ValueError(f"FilterConfig.restart_after_gated must be an integer >= 0, "
+                             f"got {self.restart_after_gated!r}")
         if not 0.0 < self.gate_probability < 1.0:
             raise ValueError(f"FilterConfig.gate_probability must be in (0, 1), got {self.gate_probability!r}")
 
@@ -225,6 +234,7 @@ class SE3KalmanFilter:
         self.segment = -1
         self._time_s = math.nan  # time of the last step
         self._accept_s = math.nan  # time of the last accepted (or initialising) measurement
+        self.gated_run = 0  # gated measurements since the last accepted one
 
     def initialise(self, time_s: float, R_meas: np.ndarray, t_meas: np.ndarray, confidence: float = 1.0
                    ) -> PoseEstimate:
@@ -238,7 +248,13 @@ class SE3KalmanFilter:
         P[6:, 6:] = np.diag(np.repeat([cfg.init_vel_sd_trans**2, cfg.init_vel_sd_rot**2], 3))
         self.state = PoseEstimate(R, t, np.zeros(6), P)
         self.segment += 1
+        self.gated_run = 0
         return self.state
+
+    def restart(self) -> None:
+        """End the current track: the next measurement starts a new segment."""
+        self.state = None
+        self.gated_run = 0
 
     def predict(self, dt_s: float) -> tuple[PoseEstimate, np.ndarray]:
         """Advance the track by ``dt_s`` > 0 seconds; returns the prior and the transition ``F (12, 12)``."""
@@ -283,7 +299,7 @@ class SE3KalmanFilter:
         self._time_s = time_s
         lost = self.state is not None and time_s - self._accept_s > self.config.lost_after_s
         if lost:
-            self.state = None
+            self.restart()
         if self.state is None:
             if measurement is None:
                 return StepRecord(time_s, math.nan, "lost" if lost else "idle", -1)
@@ -295,6 +311,12 @@ class SE3KalmanFilter:
         inn = self.update(*measurement, confidence)
         if not inn.gated:
             self._accept_s = time_s
+            self.gated_run = 0
+        else:
+            self.gated_run += 1
+            if self.config.restart_after_gated and self.gated_run >= self.config.restart_after_gated:
+                post = self.initialise(time_s, *measurement, confidence)
+                return StepRecord(time_s, math.nan, "restart", self.segment, prior=None, posterior=post)
         return StepRecord(time_s, dt, "gated" if inn.gated else "update", self.segment, prior, self.state,
                           F, inn)
 

@@ -22,6 +22,11 @@
    of each pixel's predicted canonical point on the frame's predicted mesh (:mod:`tracker.surface`). PnP
    warm-starts from the online filter's prediction, with a cold fallback (:mod:`tracker.measure`).
    An accepted pose updates the online filter (:class:`tracker.kalman.SE3KalmanFilter`) and the identity.
+4. Re-detection: a frame whose box came from the track or from an earlier detection and that gives no
+   accepted pose, or a pose that puts the face away from that box (``max_box_offset``: the face jumped
+   out of the box, or partly: a cut, very fast motion), runs the detector on that
+   frame (at most ``redetect_per_batch`` times per batch); if it finds a face, that frame and the rest of
+   the batch are run again on its box, and the online filter restarts at that frame's pose.
 
 The online filter only steers boxes and warm starts. Each frame's correspondences are returned
 (:class:`Correspondences`) so that the output poses can be solved again against the clip's final
@@ -47,7 +52,7 @@ from perspnet.inference import PerspNetPredictor
 from perspnet.intrinsics import Intrinsics, undistort_points
 from perspnet.landmarker import FaceLandmarker
 from pipelines.video_io import Frame
-from tracker.acquisition import box_from_pose, box_in_view, detect_face
+from tracker.acquisition import Detection, box_from_pose, box_in_view, boxes_agree, detect_face
 from tracker.identity import FrameShape, IdentityConfig, IdentityEstimator
 from tracker.kalman import FilterConfig, SE3KalmanFilter, propagate
 from tracker.measure import MeasureConfig, Measurement, measure_pose
@@ -64,6 +69,7 @@ TIME_NUDGE_S = 1e-6  # a frame whose timestamp does not increase is placed this 
 # for landmark-quality poses) the filter trusts each pose too much, runs away on the noise between gated
 # measurements, and the boxes it predicts pull the network off the face (filtered rotation error 25 deg
 # instead of 6 deg on a "mixed" clip).
+JUMP_MIN_SIZE = 0.7  # a re-anchoring detection away from the track is the face (it jumped) when this large
 PERSPNET_FILTER = FilterConfig(meas_sd_xy_m=0.005, meas_sd_z_m=0.02, meas_sd_rot_rad=math.radians(4.0))
 
 
@@ -78,6 +84,9 @@ class OnlineConfig:
             cartoon sky with lettering that a stale box was still predicting into).
         max_faces: faces the detector reports at most (to tell that there were several).
         reanchor_s: seconds between detector runs that re-anchor a tracked box (step 1); inf: never.
+        redetect_per_batch: detector runs per batch at most for frames whose box missed the face (step 4).
+        max_box_offset: a pose whose projected face box is off-centre by more than this fraction of the
+            box side (or off in size by more than a factor ``1 + 2 max_box_offset``) missed the face.
         identity: the identity estimate and expression residual bound.
         measure: PnP and its warm/cold policy.
         filter: the online filter (noise, ``lost_after_s``); the same settings filter the output.
@@ -88,6 +97,8 @@ class OnlineConfig:
     min_mask_fraction: float = 0.1
     max_faces: int = 4
     reanchor_s: float = 0.25
+    redetect_per_batch: int = 2
+    max_box_offset: float = 0.25
     identity: IdentityConfig = IdentityConfig()
     measure: MeasureConfig = MeasureConfig()
     filter: FilterConfig = PERSPNET_FILTER
@@ -99,6 +110,10 @@ class OnlineConfig:
             raise ValueError(f"min_mask_fraction must be in [0, 1), got {self.min_mask_fraction!r}")
         if not (isinstance(self.max_faces, int) and self.max_faces >= 1):
             raise ValueError(f"max_faces must be an integer >= 1, got {self.max_faces!r}")
+        if not (isinstance(self.redetect_per_batch, int) and self.redetect_per_batch >= 0):
+            raise ValueError(f"redetect_per_batch must be an integer >= 0, got {self.redetect_per_batch!r}")
+        if not self.max_box_offset > 0:
+            raise ValueError(f"max_box_offset must be > 0, got {self.max_box_offset!r}")
         if not self.reanchor_s > 0:
             raise ValueError(f"reanchor_s must be > 0 (inf: never), got {self.reanchor_s!r}")
 
@@ -128,7 +143,8 @@ class FrameResult:
         filter_time_s: the strictly increasing time the filter used, seconds.
         box: ``(3,)`` (cx, cy, side) pixels PerspNet was run on, or None.
         box_source: "track" (predicted pose), "detect" (detector on this frame), "reanchor" (detector on
-            this frame, near the predicted box), "detect-reuse" (an earlier detection in the batch) or "none".
+            this frame, near the predicted box), "redetect" (detector on this frame after its first box
+            missed the face), "detect-reuse" (an earlier detection in the batch) or "none".
         measurement: the PnP outcome against the identity estimated so far, None when PerspNet did not
             run or saw too little face.
         shape: the frame shape used for PnP, None without a measurement.
@@ -207,6 +223,7 @@ class OnlineTracker:
         self.frames_with_several_faces = 0
         self.cold_fallbacks = 0
         self.reanchors = 0  # detector runs that re-anchored a tracked box
+        self.redetections = 0  # frames whose face was found again by the detector after a miss (step 4)
         self._detected_s = -np.inf  # filter time of the last detector run
         self._time_s: float | None = None  # filter time of the last frame processed
         self._shape: np.ndarray | None = None  # shape of the last accepted frame, projected for the boxes
@@ -232,7 +249,7 @@ class OnlineTracker:
             return None
         return propagate(s.R, s.t, s.v, time_s - self._time_s)
 
-    def _detect(self, image_rgb: np.ndarray, time_s: float, near: np.ndarray | None = None) -> np.ndarray | None:
+    def _detect(self, image_rgb: np.ndarray, time_s: float, near: np.ndarray | None = None) -> Detection:
         with self.timer("detect"):
             if self.landmarker is None:
                 self.landmarker = FaceLandmarker("image", max_faces=self.config.max_faces)
@@ -241,7 +258,7 @@ class OnlineTracker:
         self.detector_calls += 1
         self.max_faces_seen = max(self.max_faces_seen, det.n_faces)
         self.frames_with_several_faces += det.n_faces > 1
-        return det.box
+        return det
 
     def _boxes(self, frames: list[Frame], times: list[float]) -> tuple[list[np.ndarray | None], list[str]]:
         """Box and its source per frame (step 1 of the module doc)."""
@@ -255,12 +272,19 @@ class OnlineTracker:
             pose = self._predicted(time_s) if shape is not None else None
             box = box_from_pose(*pose, shape, self.intr) if pose is not None else None
             if k == 0 and box_in_view(box, w, h, min_px) and time_s - self._detected_s >= self.config.reanchor_s:
-                found = self._detect(frame.image_rgb, time_s, near=box)
-                if box_in_view(found, w, h, min_px):
+                det = self._detect(frame.image_rgb, time_s, near=box)
+                if box_in_view(det.box, w, h, min_px):
                     self.reanchors += 1
-                    shift, scale = found[:2] - box[:2], found[2] / box[2]
-                    boxes.append(found)
+                    shift, scale = det.box[:2] - box[:2], det.box[2] / box[2]
+                    boxes.append(det.box)
                     sources.append("reanchor")
+                    continue
+                if box_in_view(det.largest, w, h, min_px) and det.largest[2] >= JUMP_MIN_SIZE * box[2]:
+                    # no face where the track predicts it but one as large elsewhere: the face jumped
+                    self.redetections += 1
+                    detected, shape = det.largest, None  # the batch's other frames reuse this detection
+                    boxes.append(detected)
+                    sources.append("redetect")
                     continue
             if box is not None:
                 box = np.array([*(box[:2] + shift), box[2] * scale])
@@ -271,7 +295,7 @@ class OnlineTracker:
                 boxes.append(detected)
                 sources.append("detect-reuse")
             else:
-                found = self._detect(frame.image_rgb, time_s)
+                found = self._detect(frame.image_rgb, time_s).box
                 detected = found if box_in_view(found, w, h, min_px) else None
                 boxes.append(detected)
                 sources.append("none" if detected is None else "detect")
@@ -283,6 +307,35 @@ class OnlineTracker:
         points_px = _image_pixels(net["choose"][j], net["affine"][j], self.predictor.config.input_size)
         return Correspondences(undistort_points(points_px, self.intr), tri, bary)
 
+    def _network(self, frames: list[Frame], boxes: list[np.ndarray | None], first: int = 0
+                 ) -> tuple[dict[str, np.ndarray], dict[int, int]]:
+        """PerspNet on the boxed frames from ``first`` on: its outputs and frame -> item of the batch."""
+        boxed = [i for i in range(first, len(frames)) if boxes[i] is not None]
+        if not boxed:
+            return {}, {}
+        with self.timer("network"):
+            net = self.predictor.network([frames[i].image_rgb for i in boxed], [boxes[i] for i in boxed])
+        return net, {i: j for j, i in enumerate(boxed)}
+
+    def _measure(self, net: dict[str, np.ndarray], j: int | None, time_s: float):
+        """PnP of batch item ``j`` (step 3): ``(measurement, shape, verts_raw, correspondences)``, all None
+        when the frame was not boxed or its crop shows too little face."""
+        if j is None or net["mask_fraction"][j] < self.config.min_mask_fraction:
+            return None, None, None, None
+        verts_raw = net["verts_face_m"][j]
+        with self.timer("identity"):
+            corr = self._correspondences(net, j)
+        with self.timer("pnp"):
+            m, shape = solve_frame(corr, verts_raw, self.identity, self.mesh, self.intr.K, self._predicted(time_s),
+                                   self.config.measure)
+        self.cold_fallbacks += m.cold_fallback
+        return m, shape, verts_raw, corr
+
+    def _off_box(self, m: Measurement, shape: FrameShape, box: np.ndarray) -> bool:
+        """Whether the pose puts the face away from the box it was measured in (the crop saw part of it)."""
+        seen = box_from_pose(m.pnp.R_cam_face, m.pnp.t_cam_face, shape.verts_face_m, self.intr)
+        return not boxes_agree(seen, box, self.config.max_box_offset)
+
     def process(self, frames: list[Frame]) -> list[FrameResult]:
         """Track the next ``frames`` of the clip (in stream order); one :class:`FrameResult` each."""
         times, previous = [], self._time_s
@@ -290,26 +343,26 @@ class OnlineTracker:
             previous = self._filter_time(frame.timestamp_s, previous)
             times.append(previous)
         boxes, sources = self._boxes(frames, times)
-        boxed = [i for i, b in enumerate(boxes) if b is not None]
-        slot = {i: j for j, i in enumerate(boxed)}  # frame in the batch -> item of the network batch
-        net: dict[str, np.ndarray] = {}
-        if boxed:
-            with self.timer("network"):
-                net = self.predictor.network([frames[i].image_rgb for i in boxed], [boxes[i] for i in boxed])
-        results = []
+        net, slot = self._network(frames, boxes)
+        results, redetections = [], 0
+        w, h, min_px = self.intr.width, self.intr.height, self.config.min_face_px
         for i, (frame, time_s) in enumerate(zip(frames, times)):
-            m = shape = verts_raw = corr = None
-            j = slot.get(i)
-            if j is not None and net["mask_fraction"][j] >= self.config.min_mask_fraction:
-                verts_raw = net["verts_face_m"][j]
-                with self.timer("identity"):
-                    corr = self._correspondences(net, j)
-                with self.timer("pnp"):
-                    m, shape = solve_frame(corr, verts_raw, self.identity, self.mesh, self.intr.K,
-                                           self._predicted(time_s), self.config.measure)
-                self.cold_fallbacks += m.cold_fallback
+            m, shape, verts_raw, corr = self._measure(net, slot.get(i), time_s)
+            if (sources[i] in ("track", "detect-reuse") and redetections < self.config.redetect_per_batch
+                    and (m is None or not m.accepted or self._off_box(m, shape, boxes[i]))):
+                # the face left a box that was not found on this frame: look for it here (step 4)
+                redetections += 1
+                found = self._detect(frame.image_rgb, time_s).box
+                if box_in_view(found, w, h, min_px):
+                    self.redetections += 1
+                    boxes[i:] = [found] * (len(frames) - i)
+                    sources[i:] = ["redetect"] + ["detect-reuse"] * (len(frames) - i - 1)
+                    net, slot = self._network(frames, boxes, first=i)
+                    m, shape, verts_raw, corr = self._measure(net, slot.get(i), time_s)
             accepted = m is not None and m.accepted
             with self.timer("pnp"):
+                if accepted and sources[i] == "redetect":
+                    self.kf.restart()  # the face was found away from the track: follow it from here
                 if accepted:
                     self.kf.step(time_s, (m.pnp.R_cam_face, m.pnp.t_cam_face), m.pnp.confidence)
                 else:

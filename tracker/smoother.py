@@ -8,10 +8,11 @@ posteriors ``x_f[k]``, priors ``x_p[k+1]`` and transitions ``F[k+1]``:
     P_s[k] = P_f[k] + G_k (P_s[k+1] - P_p[k+1]) G_k^T
 
 where ``(+)`` applies a ``(12,)`` error ``d`` as ``(T exp(d[:6]), v + d[6:])`` and ``(-)`` is its inverse
-``(log(T_p^-1 T_s), v_s - v_p)``. Each track segment (between losses) is smoothed on its own.
+``(log(T_p^-1 T_s), v_s - v_p)``. Each track segment (between losses and restarts) is smoothed on its own.
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,29 @@ from tracker.se3 import between, compose, se3_exp
 __all__ = ["MODES", "rts_smooth", "TrackDiagnostics", "filter_track"]
 
 MODES = ("none", "forward", "smooth")
+
+
+def _forward_pass(ts: np.ndarray, poses: Sequence[tuple[np.ndarray, np.ndarray] | None], conf: np.ndarray,
+                  config: FilterConfig | None) -> tuple[StepRecord, ...]:
+    """The forward filter's record per frame. Offline, a restart after a run of gated measurements (the
+    face jumped) is moved back to the first measurement of the run, so no frame of the run keeps the
+    old segment's pose. Each rewind goes to a later frame than the one before, so the pass ends."""
+    kf = SE3KalmanFilter(config)
+    records: list[StepRecord] = []
+    run_start, before_run = 0, kf
+    k = 0
+    while k < len(ts):
+        if poses[k] is not None and kf.gated_run == 0:
+            run_start, before_run = k, copy.copy(kf)  # before a possible gated run (states are immutable)
+        record = kf.step(float(ts[k]), poses[k], float(conf[k]) if poses[k] is not None else 1.0)
+        if record.status == "restart" and run_start < k:
+            kf, k = before_run, run_start
+            kf.restart()
+            del records[run_start:]
+            continue
+        records.append(record)
+        k += 1
+    return tuple(records)
 
 
 def rts_smooth(records: Sequence[StepRecord]) -> list[PoseEstimate | None]:
@@ -133,9 +157,7 @@ def filter_track(timestamps_s: np.ndarray, poses: Sequence[tuple[np.ndarray, np.
         status = np.where(valid, "measured", "missing")
         return R_out, t_out, valid, TrackDiagnostics(mode, status, seg, gated, d2, y, S, vel, cov, ())
 
-    kf = SE3KalmanFilter(config)
-    records = tuple(kf.step(float(ts[k]), poses[k], float(conf[k]) if poses[k] is not None else 1.0)
-                    for k in range(n))
+    records = _forward_pass(ts, poses, conf, config)
     states = rts_smooth(records) if mode == "smooth" else [r.posterior for r in records]
     for k, (rec, st) in enumerate(zip(records, states)):
         seg[k] = rec.segment
