@@ -324,8 +324,10 @@ def _start_batch_until_first_clip(sources, tiny_checkpoint, tmp_path):
     for name, (video, k_json) in zip(names, sources["synthetic"]):
         _add(clips, name, video, k_json)
     argv = [str(clips), "--out", str(out), "--workers", "2", "--checkpoint", str(tiny_checkpoint), "--device", "cpu"]
+    # SIGINT as in a terminal: a shell that starts this test run in the background passes SIGINT on ignored
     batch = subprocess.Popen([str(BIN / "batch-process"), *argv], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not list(out.rglob(DONE_MARKER)) and batch.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
