@@ -307,6 +307,21 @@ class TestDamagedFiles:
         assert len(got) == len(frames)
         assert str(cut) in str(info.value) and f"decoded {len(frames)} frames, then:" in str(info.value)
 
+    def test_file_cut_at_a_packet_boundary_is_reported(self, tmp_path: Path) -> None:
+        """Cut where no packet is torn, the demuxer just stops early: the index's frame count tells."""
+        full, cut = tmp_path / "full.mp4", tmp_path / "cut.mp4"
+        noisy_clip(full)
+        with av.open(str(full)) as container:
+            ends = sorted(p.pos + p.size for p in container.demux(video=0) if p.pos is not None and p.size)
+        cut.write_bytes(full.read_bytes()[: ends[11]])  # the first 12 packets in file order, whole
+        report = DecodeReport()
+        frames = list(iter_frames(cut, report))
+        assert 0 < len(frames) <= 12 and not report.ok
+        assert report.summary() == (f"decoded {len(frames)} frames, then: the file ends after {len(frames)} of "
+                                    "the 30 frames its index lists (cut short?)")
+        report = DecodeReport()
+        assert len(list(iter_frames(full, report))) == 30 and report.ok
+
     def test_truncated_mp4_without_index_is_video_error(self, tmp_path: Path) -> None:
         full, cut = tmp_path / "full.mp4", tmp_path / "cut.mp4"
         write_raw(full, [gradient(n) for n in range(10)])  # index (moov) at the end, as cameras do
