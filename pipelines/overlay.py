@@ -26,6 +26,16 @@ AXIS_LENGTH_M = 0.05
 _MESH_RGB, _BOX_RGB, _NO_POSE_RGB = (235, 235, 235), (255, 220, 0), (150, 150, 150)
 _MESH_ALPHA = 0.45
 _AXES_RGB = ((255, 0, 0), (0, 255, 0), (0, 80, 255))
+_MAX_DRAW_PX = 1e5  # projections beyond this are not drawn
+
+
+def _drawable_pixels(points_cam_m: np.ndarray, intr: Intrinsics) -> np.ndarray | None:
+    """``(N, 2)`` int32 pixels of camera-frame points, or None when one lies less than 1 cm in front of the
+    camera or projects absurdly far out (a wild pose): there is nothing sensible to draw."""
+    if not np.all(np.isfinite(points_cam_m)) or points_cam_m[:, 2].min() <= 0.01:
+        return None
+    px = project_to_image(points_cam_m, intr)
+    return np.round(px).astype(np.int32) if np.all(np.abs(px) < _MAX_DRAW_PX) else None
 
 
 def draw_frame(image_rgb: np.ndarray, intr: Intrinsics, triangles: np.ndarray,
@@ -42,7 +52,8 @@ def draw_frame(image_rgb: np.ndarray, intr: Intrinsics, triangles: np.ndarray,
         label: text written at the top left.
     """
     out = image_rgb.copy()
-    has_pose = verts_cam_m is not None and np.all(verts_cam_m[:, 2] > 0)
+    mesh_px = None if verts_cam_m is None else _drawable_pixels(verts_cam_m, intr)
+    has_pose = mesh_px is not None
     if box is not None and np.all(np.isfinite(box)):
         cx, cy, side = box
         p0, p1 = (round(cx - side / 2), round(cy - side / 2)), (round(cx + side / 2), round(cy + side / 2))
@@ -51,15 +62,14 @@ def draw_frame(image_rgb: np.ndarray, intr: Intrinsics, triangles: np.ndarray,
         corners = verts_cam_m[triangles]  # (T, 3, 3)
         normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
         front = np.einsum("ti,ti->t", normals, corners.mean(axis=1)) < 0  # facing the camera centre
-        px = project_to_image(verts_cam_m, intr)
-        polys = np.round(px[triangles[front]]).astype(np.int32).reshape(-1, 3, 1, 2)
+        polys = mesh_px[triangles[front]].reshape(-1, 3, 1, 2)
         wire = out.copy()
         cv2.polylines(wire, list(polys), True, _MESH_RGB, 1, cv2.LINE_AA)
         out = cv2.addWeighted(wire, _MESH_ALPHA, out, 1.0 - _MESH_ALPHA, 0.0)
         ends = t_cam_face + AXIS_LENGTH_M * np.vstack([np.zeros(3), R_cam_face.T])  # origin, then x y z tips
-        axes = np.round(project_to_image(ends, intr)).astype(int)
-        for k, colour in enumerate(_AXES_RGB):
-            cv2.line(out, tuple(axes[0]), tuple(axes[k + 1]), colour, 2, cv2.LINE_AA)
+        axes = _drawable_pixels(ends, intr)
+        for k, colour in enumerate(_AXES_RGB if axes is not None else ()):
+            cv2.line(out, tuple(map(int, axes[0])), tuple(map(int, axes[k + 1])), colour, 2, cv2.LINE_AA)
     cv2.putText(out, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 

@@ -325,3 +325,21 @@ class TestMeasure:
         noisy = px + np.random.default_rng(1).normal(0, 4.0, px.shape)
         m = measure_pose(noisy, X, K, None, MeasureConfig(pnp=PnPConfig(), min_confidence=0.9))
         assert m.pnp.success and not m.accepted and not m.cold_fallback
+
+
+def test_overlay_draws_a_pose_and_skips_a_wild_one(face_model):
+    """A face 0.5 m ahead gets its mesh and axes drawn. A wild pose (a lite-model failure: the mesh in
+    front of the camera but the face origin, where the axes start, behind it) gets the mesh and no axes,
+    and nothing raises."""
+    from perspnet.intrinsics import default_intrinsics
+    from pipelines.overlay import draw_frame
+
+    intr = default_intrinsics(320, 240)
+    image = np.zeros((240, 320, 3), np.uint8)
+    R = matrix_from_euler_deg(0.0, 0.0, 0.0)
+    verts_cam = transform_points(R, np.array([0.0, 0.0, 0.5]), face_model.verts_face_m)
+    for t, axes in ((np.array([0.0, 0.0, 0.5]), True), (np.array([-0.007, 0.005, -0.007]), False)):
+        out = draw_frame(image, intr, face_model.triangles, verts_cam, R, t, np.array([160.0, 120.0, 80.0]), "x")
+        assert out[100:140, 140:180].any()  # the mesh
+        red = (out[..., 0] > 200) & (out[..., 1] < 60) & (out[..., 2] < 60)  # the x axis
+        assert red.any() == axes
