@@ -338,7 +338,11 @@ def test_overlay_draws_a_pose_and_skips_a_wild_one(face_model):
     image = np.zeros((240, 320, 3), np.uint8)
     R = matrix_from_euler_deg(0.0, 0.0, 0.0)
     verts_cam = transform_points(R, np.array([0.0, 0.0, 0.5]), face_model.verts_face_m)
-    for t, axes in ((np.array([0.0, 0.0, 0.5]), True), (np.array([-0.007, 0.005, -0.007]), False)):
+    # the pose met in a tracked test clip: its x-axis tip lies 0.4 mm in front of the camera plane
+    R_wild = np.array([[-0.90646946, 0.42216098, 0.00965551], [0.3922893, 0.83342599, 0.38924314],
+                       [0.15627611, 0.35662477, -0.92108444]])
+    t_wild = np.array([-0.00685, 0.0054, -0.00739])
+    for R, t, axes in ((R, np.array([0.0, 0.0, 0.5]), True), (R_wild, t_wild, False)):
         out = draw_frame(image, intr, face_model.triangles, verts_cam, R, t, np.array([160.0, 120.0, 80.0]), "x")
         assert out[100:140, 140:180].any()  # the mesh
         red = (out[..., 0] > 200) & (out[..., 1] < 60) & (out[..., 2] < 60)  # the x axis
