@@ -226,7 +226,9 @@ def test_property_project_then_pnp_is_consistent(verts, yaw, pitch, roll, x, y, 
     cam = transform_points(R, t, face)
     px = project_points(K, cam)
     cv_px, _ = cv2.projectPoints(face, cv2.Rodrigues(R)[0], t, K, None)
-    np.testing.assert_allclose(px, cv_px.reshape(-1, 2), atol=1e-6)
+    # 1e-4 px: OpenCV gets R back through a Rodrigues vector, which costs up to ~5e-5 px at some poses;
+    # a convention mismatch would be off by pixels
+    np.testing.assert_allclose(px, cv_px.reshape(-1, 2), atol=1e-4)
 
     res = solve_pose(px, face, K)
     assert res.success, res.reason
