@@ -71,6 +71,15 @@ class FaceModel:
         right, left = self.eye_centres(verts)
         return np.linalg.norm(left - right, axis=-1)
 
+    def size_ipd_m(self, verts: np.ndarray) -> float:
+        """The IPD of a face of typical proportions as large as ``verts (n, 3)``: this model's (mean face's)
+        IPD times the least-squares similarity scale from the mean face to ``verts`` over all vertices.
+        :meth:`ipd_m` reads four eye-corner vertices; this measures the whole face."""
+        from perspnet.alignment import fit_similarity
+
+        scale, _, _ = fit_similarity(self.verts_face_m, verts)
+        return float(scale * self.ipd_m())
+
 
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     result = shift = 0

@@ -59,3 +59,22 @@ def test_missing_bundle_errors_say_how_to_install(tmp_path, monkeypatch):
         z.writestr("something_else.txt", "x")
     with pytest.raises(FaceModelNotFound, match="not a face_landmarker.task"):
         load_face_model(bogus)
+
+
+def test_size_ipd_measures_the_whole_face(face_model):
+    """size_ipd_m follows a similarity transform of the mean face exactly, and hardly moves when only the
+    eye corners move (ipd_m reads just those)."""
+    from perspnet import landmark_ids as lm
+    from perspnet.conventions import matrix_from_euler_deg
+
+    mean = face_model.verts_face_m
+    assert face_model.size_ipd_m(mean) == pytest.approx(float(face_model.ipd_m()), rel=1e-9)
+    moved = 1.1 * mean @ matrix_from_euler_deg(20.0, -10.0, 5.0).T + np.array([0.01, -0.02, 0.3])
+    assert face_model.size_ipd_m(moved) == pytest.approx(1.1 * float(face_model.ipd_m()), rel=1e-9)
+    squeezed = mean.copy()
+    for v in (lm.RIGHT_EYE_OUTER, lm.RIGHT_EYE_INNER):
+        squeezed[v, 0] *= 0.9
+    for v in (lm.LEFT_EYE_OUTER, lm.LEFT_EYE_INNER):
+        squeezed[v, 0] *= 0.9
+    assert face_model.ipd_m(squeezed) < 0.92 * face_model.ipd_m()
+    assert face_model.size_ipd_m(squeezed) == pytest.approx(float(face_model.ipd_m()), rel=0.005)

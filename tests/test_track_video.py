@@ -128,14 +128,17 @@ def test_meshes_and_overlay(tracked):
     assert len(list(iter_frames(tracked.out_dir / "overlay.mp4"))) == 20
 
 
-def test_ipd_scales_every_translation_by_the_same_factor(tracked, clip, tiny_checkpoint, tmp_path):
+def test_ipd_scales_every_translation_by_the_same_factor(tracked, clip, tiny_checkpoint, face_model, tmp_path):
     scaled = track_video(TrackConfig(video=clip / "video.mp4", intrinsics=tracked.out_dir.parent / "K.json",
                                      out=tmp_path / "ipd",
                                      checkpoint=tiny_checkpoint, device="cpu", batch_size=6, ipd_mm=63.0,
                                      tracker=LOOSE), notify=None)
-    ipd_before = float(np.load(tracked.out_dir / "identity.npz")["ipd_mm"])
-    ratio = 63.0 / ipd_before
-    assert float(np.load(tmp_path / "ipd" / "identity.npz")["ipd_mm"]) == pytest.approx(63.0, rel=1e-9)
+    # the scale makes the identity as large as a face of typical proportions with a 63 mm IPD
+    size_ipd_before = face_model.size_ipd_m(tracked.identity_face_m) * 1000
+    assert tracked.summary["identity"]["size_ipd_mm"] == pytest.approx(size_ipd_before, abs=1e-4)
+    ratio = 63.0 / size_ipd_before
+    assert scaled.summary["identity"]["scale_applied"] == pytest.approx(ratio, rel=1e-6)
+    assert face_model.size_ipd_m(scaled.identity_face_m) * 1000 == pytest.approx(63.0, rel=1e-6)
     a, b = tracked.track, scaled.track
     np.testing.assert_array_equal(a.success, b.success)
     ok = a.success
