@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except OutputError as err:
         return _error(str(err), 1)
     s = result.summary
-    identity = f", identity IPD {s['identity']['ipd_mm']:.1f} mm" if s["identity"] else ", no identity"
+    ident = s["identity"]
+    identity = (f", identity as large as a face of IPD {ident['size_ipd_mm']:.1f} mm"
+                if ident else ", no identity")
     print(f"{s['frames']} frames, {s['frames_with_pose']} with a pose ({100 * s['detection_rate']:.0f}%)"
           f"{identity}, {s['processing_fps']:.1f} frames/s; wrote {result.out_dir}")
     return 0

@@ -334,9 +334,9 @@ def _summary(config: TrackConfig, info, intr: Intrinsics, track: PoseTrack, trac
              box_sources: Counter[str], identity: np.ndarray | None, scale: float, face_model, seconds: dict,
              total_s: float, jitter: dict, notes: list[str], report: DecodeReport, predictor) -> dict:
     """``summary.json``: ``frames``, ``frames_with_pose``, ``detection_rate`` (their ratio), ``detector_calls``,
-    ``box_sources`` (frames per box source), ``cold_fallbacks``, ``reanchors``, ``redetections``, ``processing_fps`` (frames per
-    second of the whole call), ``total_seconds``, ``stage_seconds`` and ``stage_ms_per_frame``
-    (:data:`STAGES`), settings, ``camera`` (the K used), ``video_info``, ``identity`` (IPD, scale applied,
+    ``box_sources`` (frames per box source), ``cold_fallbacks``, ``reanchors``, ``redetections``,
+    ``processing_fps`` (frames per second of the whole call), ``total_seconds``, ``stage_seconds`` and ``stage_ms_per_frame``
+    (:data:`STAGES`), settings, ``camera`` (the K used), ``video_info``, ``identity`` (IPD, size IPD, scale,
     frames used), ``shape_dev_mm`` (median, p95), ``jitter``
     (:func:`pipelines.track_outputs.jitter_summary`) and ``notes``. No NaN: null."""
     n = len(track.frame)
