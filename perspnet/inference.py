@@ -1,7 +1,7 @@
 """Single-image PerspNet inference: crop by a face box, batched forward, PnP-RANSAC with the true K.
 
 For each face: the network predicts the canonical shape (UV map -> vertices X_hat), the face mask, and
-for m pixels sampled in the predicted mask their canonical 3D points X_corr = M @ X_hat. Those pixels,
+for m pixels spread over the predicted mask their canonical 3D points X_corr = M @ X_hat. Those pixels,
 mapped back to full-image coordinates, and X_corr form 2D-3D correspondences for PnP with the camera's
 own K (and distortion), which gives rotation and metric translation.
 """
@@ -15,7 +15,7 @@ import torch
 from perspnet.checkpoint import load_checkpoint
 from perspnet.conventions import transform_points
 from perspnet.network.config import COORD_SCALE
-from perspnet.network.model import sample_choose_from_mask
+from perspnet.network.model import spread_choose_from_mask
 from perspnet.pnp import PnPConfig, PnPResult, solve_pose_batch
 from perspnet.training_data import crop_affine, warp_crop
 
@@ -62,15 +62,13 @@ class PerspNetPredictor:
         checkpoint: path of a checkpoint; the shipped one when None.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         pnp: PnP-RANSAC settings.
-        seed: seed of the pixel sampling inside the predicted mask (deterministic results).
     """
 
-    def __init__(self, checkpoint=None, device: str = "auto", pnp: PnPConfig = PnPConfig(), seed: int = 0):
+    def __init__(self, checkpoint=None, device: str = "auto", pnp: PnPConfig = PnPConfig()):
         self.device = pick_device(device)
         self.model, self.topology, self.crop, _ = load_checkpoint(checkpoint, self.device)
         self.config = self.model.config
         self.pnp = pnp
-        self.seed = seed
 
     @torch.no_grad()
     def network(self, images: list[np.ndarray], boxes: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -85,8 +83,7 @@ class PerspNetPredictor:
         x = self.config.normalize_images(torch.from_numpy(crops).to(self.device))
         dense = self.model.encode(x)
         mask = dense["seg_logits"].argmax(1).bool()
-        gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        choose = sample_choose_from_mask(mask.cpu(), self.config.n_points, gen).to(self.device)
+        choose = spread_choose_from_mask(mask.cpu(), self.config.n_points).to(self.device)
         out = self.model.correspond(dense, choose)
         return {"affine": affines, "choose": choose.cpu().numpy(),
                 "points_face_m": out["points_corr"].cpu().numpy().astype(np.float64) / COORD_SCALE,

@@ -13,7 +13,7 @@ import torch
 from perspnet.face_model import load_face_model
 from perspnet.network.config import COORD_SCALE, LossWeights, ModelConfig, lite, paper
 from perspnet.network.losses import LossTargets, perspnet_loss
-from perspnet.network.model import PerspNet, position_encoding_2d, sample_choose_from_mask, sample_uv_map
+from perspnet.network.model import PerspNet, position_encoding_2d, sample_uv_map, spread_choose_from_mask
 from perspnet.network.resnet import FEATURE_STRIDES, resnet18
 
 
@@ -146,36 +146,34 @@ class TestPositionEncoding:
             torch.testing.assert_close(pe[0, :, j], torch.tensor(expected), atol=1e-6, rtol=0)
 
 
-class TestSampleChooseFromMask:
-    def test_distinct_pixels_inside_mask(self):
+class TestSpreadChooseFromMask:
+    def test_distinct_pixels_inside_the_mask_and_spread(self):
         mask = torch.zeros(2, 16, 16, dtype=torch.bool)
         mask[0, 2:10, 3:12] = True
         mask[1, 8:, :] = True
-        choose = sample_choose_from_mask(mask, 50, torch.Generator().manual_seed(0))
-        assert choose.shape == (2, 50) and choose.dtype == torch.long
-        for b in range(2):
+        choose = spread_choose_from_mask(mask, 40)
+        assert choose.shape == (2, 40) and choose.dtype == torch.long
+        for b, (first, last) in enumerate([(2, 9), (8, 15)]):
             assert mask[b].reshape(-1)[choose[b]].all()
-            assert choose[b].unique().numel() == 50
+            assert choose[b].unique().numel() == 40
+            rows = choose[b] // 16
+            assert rows.min() == first and rows.max() == last  # the mask's first and last rows both used
+            assert torch.bincount(rows - first).min() >= 3  # every row of the mask gets its share
+        assert torch.equal(choose, spread_choose_from_mask(mask, 40))  # deterministic
 
     def test_wraps_when_mask_is_small(self):
         mask = torch.zeros(1, 8, 8, dtype=torch.bool)
         idx = torch.tensor([5, 17, 40])
         mask.view(1, -1)[0, idx] = True
-        choose = sample_choose_from_mask(mask, 10, torch.Generator().manual_seed(1))[0]
+        choose = spread_choose_from_mask(mask, 10)[0]
         assert set(choose.tolist()) == set(idx.tolist())
         counts = torch.bincount(choose, minlength=64)[idx]
         assert counts.sum() == 10 and counts.max() - counts.min() <= 1
 
     def test_empty_mask_falls_back_to_centre(self):
-        choose = sample_choose_from_mask(torch.zeros(1, 16, 16, dtype=torch.bool), 20)[0]
+        choose = spread_choose_from_mask(torch.zeros(1, 16, 16, dtype=torch.bool), 20)[0]
         rows, cols = choose // 16, choose % 16
         assert ((rows >= 4) & (rows < 12) & (cols >= 4) & (cols < 12)).all()
-
-    def test_reproducible_with_generator(self):
-        mask = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(2)) > 0.5
-        a = sample_choose_from_mask(mask, 30, torch.Generator().manual_seed(7))
-        b = sample_choose_from_mask(mask, 30, torch.Generator().manual_seed(7))
-        assert torch.equal(a, b)
 
 
 class TestPerspNet:
@@ -242,7 +240,7 @@ def synthetic_batch(cfg: ModelConfig, face, batch: int, seed: int = 0
     uv_weight = ((uu - 0.5) ** 2 + (vv - 0.5) ** 2 < 0.2).float()
     yy, xx = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
     seg = ((yy - s / 2) ** 2 + (xx - s / 2) ** 2 < (s / 3) ** 2).expand(batch, s, s)
-    choose = sample_choose_from_mask(seg, cfg.n_points, g)
+    choose = spread_choose_from_mask(seg, cfg.n_points)
     tri = torch.randint(0, face.triangles.shape[0], (batch, cfg.n_points), generator=g)
     vert_ids = torch.tensor(face.triangles, dtype=torch.long)[tri]
     bary = torch.distributions.Dirichlet(torch.ones(3)).sample((batch, cfg.n_points))
