@@ -20,9 +20,9 @@ from the predicted canonical shape, in metres. Given the subject's true inter-pu
 filtered, by the same ``s``: the whole scene ``X_cam = s (R X + t)`` is scaled about the camera centre, so
 the images are unchanged and the rotations stay the same. It is applied after filtering, so it changes
 units only (exactly ``s``). ``size_ipd`` (:meth:`perspnet.face_model.FaceModel.size_ipd_m`) is the IPD of
-a face of typical proportions as large as the identity, measured on the whole face: the lite network puts
-the eye corners about 5% too close together (IPD 60.0 mm on faces of 63.4 mm on average), which the
-four-vertex IPD would turn into a 5% too large scale.
+a face of typical proportions whose eye region (about 120 vertices) is as large as the identity's: the
+lite network puts the eye corners about 5% too close together (IPD 60.0 mm on faces of 63.4 mm on
+average), which the four-vertex IPD would turn into a 5% too large scale.
 
 Outputs in ``config.out_dir`` (default ``<video folder>/<video stem>_track/``), published together
 (:func:`pipelines.track_outputs.staged_folder`): ``poses.csv`` (:mod:`pipelines.track_outputs`),

@@ -61,9 +61,9 @@ def test_missing_bundle_errors_say_how_to_install(tmp_path, monkeypatch):
         load_face_model(bogus)
 
 
-def test_size_ipd_measures_the_whole_face(face_model):
-    """size_ipd_m follows a similarity transform of the mean face exactly, and hardly moves when only the
-    eye corners move (ipd_m reads just those)."""
+def test_size_ipd_measures_the_eye_region(face_model):
+    """size_ipd_m follows a similarity transform of the mean face exactly, hardly moves when only the eye
+    corners move (ipd_m reads just those), and ignores the lower face."""
     from perspnet import landmark_ids as lm
     from perspnet.conventions import matrix_from_euler_deg
 
@@ -77,4 +77,7 @@ def test_size_ipd_measures_the_whole_face(face_model):
     for v in (lm.LEFT_EYE_OUTER, lm.LEFT_EYE_INNER):
         squeezed[v, 0] *= 0.9
     assert face_model.ipd_m(squeezed) < 0.92 * face_model.ipd_m()
-    assert face_model.size_ipd_m(squeezed) == pytest.approx(float(face_model.ipd_m()), rel=0.005)
+    assert face_model.size_ipd_m(squeezed) == pytest.approx(float(face_model.ipd_m()), rel=0.01)
+    long_chin = mean.copy()
+    long_chin[mean[:, 1] > 0.03, 1] *= 1.3  # stretch the face below the nose (y down)
+    assert face_model.size_ipd_m(long_chin) == pytest.approx(float(face_model.ipd_m()), rel=1e-9)
