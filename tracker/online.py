@@ -333,7 +333,6 @@ class OnlineTracker:
         with self.timer("pnp"):
             m, shape = solve_frame(corr, verts_raw, self.identity, self.mesh, self.intr.K, self._predicted(time_s),
                                    self.config.measure)
-        self.cold_fallbacks += m.cold_fallback
         return m, shape, verts_raw, corr
 
     def _off_box(self, m: Measurement, shape: FrameShape, box: np.ndarray) -> bool:
@@ -364,6 +363,7 @@ class OnlineTracker:
                     sources[i:] = ["redetect"] + ["detect-reuse"] * (len(frames) - i - 1)
                     net, slot = self._network(frames, boxes, first=i)
                     m, shape, verts_raw, corr = self._measure(net, slot.get(i), time_s)
+            self.cold_fallbacks += m is not None and m.cold_fallback
             accepted = m is not None and m.accepted
             with self.timer("pnp"):
                 if accepted and sources[i] == "redetect":
