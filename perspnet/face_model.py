@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import struct
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
