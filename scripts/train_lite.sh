@@ -2,11 +2,11 @@
 # Reproduce the shipped checkpoints (checkpoints/perspnet_lite.pt and the direct-regression baseline
 # checkpoints/direct_lite.pt) from scratch on a 2-core CPU machine, then evaluate them on the test set.
 # Safe to rerun: data generation is skipped when done, training resumes from runs/lite/last.pt.
-#   bash scripts/train_lite.sh            (about 85 min on 2 CPU cores: data 7, PerspNet 65, direct 12)
+#   bash scripts/train_lite.sh            (about 105 min on 2 CPU cores: data 7, PerspNet 85, direct 12)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
-ITERATIONS=${ITERATIONS:-12000}
+ITERATIONS=${ITERATIONS:-16000}
 [ -f data/synth_train/index.csv ] || $PY -m pipelines.synth_cli samples --n 12000 --seed 1 --split train --out data/synth_train
 [ -f data/synth_test/index.csv ] || $PY -m pipelines.synth_cli samples --n 1000 --seed 1000 --split test --out data/synth_test
 $PY -m pipelines.train_cli --config lite --data data/synth_train --out runs/lite --iterations "$ITERATIONS" \

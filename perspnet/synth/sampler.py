@@ -37,6 +37,11 @@ class SynthConfig:
     ipd_sd_mm: float = 3.5
     ipd_clip_mm: tuple[float, float] = (54.0, 74.0)
     shape_perturb_mm: float = 2.0  # amplitude of the smooth identity perturbation
+    # Train split only: the neutral shape moves by a weight drawn from this range towards (> 0) or away from
+    # (< 0) another train identity's shape, so the network sees a continuum of face shapes rather than
+    # a few subjects' (the texture stays the drawn identity's). Test samples are the held-out subjects as
+    # they are.
+    identity_mix: tuple[float, float] = (-0.3, 0.6)
     expression_prob: float = 0.6
     uv_size: int = 192
 
@@ -112,14 +117,20 @@ class SampleGenerator:
                  face_model: FaceModel | None = None):
         self.cfg = config
         self.face_model = face_model or load_face_model()
+        self.split = split
         self.identities = bank.split(split)
         self.expressions = bank.expression_pool(split)
         self.backgrounds = BackgroundSource()
 
     def draw_identity(self, rng: np.random.Generator) -> tuple[BankIdentity, np.ndarray, float]:
-        """(bank identity, perturbed neutral shape ``(468, 3)`` at its drawn metric size, IPD in metres)."""
+        """(bank identity, perturbed neutral shape ``(468, 3)`` at its drawn metric size, IPD in metres); on the
+        train split the shape is first mixed with another identity's (``SynthConfig.identity_mix``)."""
         ident = self.identities[rng.integers(len(self.identities))]
-        shape = ident.verts_face_m + _smooth_perturbation(rng, ident.verts_face_m, self.cfg.shape_perturb_mm / 1000)
+        shape = ident.verts_face_m
+        if self.split == "train" and len(self.identities) > 1:
+            other = self.identities[rng.integers(len(self.identities))]
+            shape = shape + rng.uniform(*self.cfg.identity_mix) * (other.verts_face_m - shape)
+        shape = shape + _smooth_perturbation(rng, shape, self.cfg.shape_perturb_mm / 1000)
         ipd = draw_ipd_m(rng, self.cfg)
         return ident, shape * (ipd / self.face_model.ipd_m(shape)), ipd
 
