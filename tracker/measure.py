@@ -30,7 +30,7 @@ class MeasureConfig:
         pnp: the solver's settings (RANSAC threshold, iterations, refinement).
         min_inlier_ratio: warm results with fewer inliers / correspondences are re-solved cold.
         max_reproj_frac: warm results whose inliers' RMS reprojection error exceeds this fraction of
-            ``pnp.reproj_threshold_px`` are re-solved cold (errors spread evenly below the threshold give
+            the RANSAC inlier threshold (``PnPResult.threshold_px``) are re-solved cold (errors spread evenly below the threshold give
             an RMS of about 0.58 of it).
         max_prior_rot_deg: warm results rotated further from the prior (degrees) are re-solved cold.
         max_prior_trans_frac: warm results further from the prior than this fraction of its depth
@@ -71,7 +71,7 @@ class Measurement:
 
 def _consistent(res: PnPResult, prior: tuple[np.ndarray, np.ndarray], n_points: int, cfg: MeasureConfig) -> bool:
     if (not res.success or res.n_inliers < cfg.min_inlier_ratio * n_points
-            or res.reproj_err_px > cfg.max_reproj_frac * cfg.pnp.reproj_threshold_px):
+            or res.reproj_err_px > cfg.max_reproj_frac * res.threshold_px):
         return False
     R0, t0 = prior
     far_rot = rotation_angle_deg(R0, res.R_cam_face) > cfg.max_prior_rot_deg
