@@ -16,13 +16,11 @@ overlay are projected with the distortion back into the decoded image.
 
 Size (``ipd_mm``): a single camera cannot tell a small near face from a large far one; the scale comes
 from the predicted canonical shape, in metres. Given the subject's true inter-pupillary distance
-``ipd_mm``, the identity is rescaled by ``s = ipd_mm / size_ipd(identity)`` and every translation, raw and
-filtered, by the same ``s``: the whole scene ``X_cam = s (R X + t)`` is scaled about the camera centre, so
+``ipd_mm``, the identity and every translation, raw and filtered, are multiplied by one factor ``s``
+(:func:`tracker.ipd_scale.ipd_scene_scale`: the identity's eye region brought to that IPD, with the depth
+set where the eyes are): the whole scene ``X_cam = s (R X + t)`` is scaled about the camera centre, so
 the images are unchanged and the rotations stay the same. It is applied after filtering, so it changes
-units only (exactly ``s``). ``size_ipd`` (:meth:`perspnet.face_model.FaceModel.size_ipd_m`) is the IPD of
-a face of typical proportions whose eye region (about 120 vertices) is as large as the identity's: the
-lite network puts the eye corners about 5% too close together (IPD 60.0 mm on faces of 63.4 mm on
-average), which the four-vertex IPD would turn into a 5% too large scale.
+units only (exactly ``s``).
 
 Outputs in ``config.out_dir`` (default ``<video folder>/<video stem>_track/``), published together
 (:func:`pipelines.track_outputs.staged_folder`): ``poses.csv`` (:mod:`pipelines.track_outputs`),
@@ -56,6 +54,7 @@ from pipelines.track_outputs import (PoseTrack, check_output_folder, jitter_summ
                                      write_obj, write_poses_csv)
 from pipelines.video_io import DecodeReport, iter_frames, probe_video
 from tracker.identity import IdentityEstimator
+from tracker.ipd_scale import IpdScale, ipd_scene_scale
 from tracker.online import OnlineConfig, OnlineTracker, StageTimer
 from tracker.refine import FrameStore, refine_poses
 from tracker.smoother import MODES, filter_track
@@ -273,9 +272,11 @@ def track_video(config: TrackConfig, notify: Callable[[str], None] | None = _std
         with timer("filter"):
             track = _pose_track(rows, measurements, shape_dev, config)
         identity = tracker.identity.identity
-        scale = 1.0
+        scale, ipd_scale = 1.0, None
         if config.ipd_mm is not None and identity is not None:
-            scale = config.ipd_mm / MM_PER_M / face_model.size_ipd_m(identity)
+            ipd_scale = ipd_scene_scale(config.ipd_mm / MM_PER_M, identity, records, measurements, tracker.mesh,
+                                        intr.K, face_model)
+            scale = ipd_scale.scale
         elif config.ipd_mm is not None:
             notes.append("warning: --ipd-mm not applied: no frame had a confident pose, so there is no identity")
             notify(notes[-1])
@@ -323,7 +324,7 @@ def track_video(config: TrackConfig, notify: Callable[[str], None] | None = _std
             files["stability.png"] = config.out_dir / "stability.png"
             jitter = jitter_summary(stage / "poses.csv", "perspnet", str(files["poses.csv"]))
         total_s = time.perf_counter() - start
-        summary = _summary(config, info, intr, track, tracker, box_sources, identity_out, scale,
+        summary = _summary(config, info, intr, track, tracker, box_sources, identity_out, ipd_scale,
                            face_model, timer.seconds, total_s, jitter, notes, report, predictor)
         write_json_atomic(stage / "summary.json", summary)
         files["summary.json"] = config.out_dir / "summary.json"
@@ -331,13 +332,14 @@ def track_video(config: TrackConfig, notify: Callable[[str], None] | None = _std
 
 
 def _summary(config: TrackConfig, info, intr: Intrinsics, track: PoseTrack, tracker: OnlineTracker,
-             box_sources: Counter[str], identity: np.ndarray | None, scale: float, face_model, seconds: dict,
+             box_sources: Counter[str], identity: np.ndarray | None, ipd_scale: IpdScale | None, face_model,
+             seconds: dict,
              total_s: float, jitter: dict, notes: list[str], report: DecodeReport, predictor) -> dict:
     """``summary.json``: ``frames``, ``frames_with_pose``, ``detection_rate`` (their ratio), ``detector_calls``,
     ``box_sources`` (frames per box source), ``cold_fallbacks``, ``reanchors``, ``redetections``,
     ``processing_fps`` (frames per second of the whole call), ``total_seconds``, ``stage_seconds`` and ``stage_ms_per_frame``
-    (:data:`STAGES`), settings, ``camera`` (the K used), ``video_info``, ``identity`` (IPD, size IPD, scale,
-    frames used), ``shape_dev_mm`` (median, p95), ``jitter``
+    (:data:`STAGES`), settings, ``camera`` (the K used), ``video_info``, ``identity`` (IPD, size IPD, frames used,
+    and with ``--ipd-mm`` the scale applied and its two factors, :class:`tracker.ipd_scale.IpdScale`), ``shape_dev_mm`` (median, p95), ``jitter``
     (:func:`pipelines.track_outputs.jitter_summary`) and ``notes``. No NaN: null."""
     n = len(track.frame)
     stages = {s: seconds.get(s, 0.0) for s in STAGES}
@@ -362,7 +364,10 @@ def _summary(config: TrackConfig, info, intr: Intrinsics, track: PoseTrack, trac
         "identity": None if identity is None else {
             "ipd_mm": round(float(face_model.ipd_m(identity)) * MM_PER_M, 4),
             "size_ipd_mm": round(face_model.size_ipd_m(identity) * MM_PER_M, 4),
-            "ipd_mm_requested": config.ipd_mm, "scale_applied": scale,
+            "ipd_mm_requested": config.ipd_mm, "scale_applied": 1.0 if ipd_scale is None else ipd_scale.scale,
+            "ipd_size_factor": None if ipd_scale is None else ipd_scale.size_factor,
+            "eye_depth_ratio": None if ipd_scale is None else ipd_scale.eye_depth_ratio,
+            "eye_depth_frames": None if ipd_scale is None else ipd_scale.eye_frames,
             "frames_used": tracker.identity.n_accepted, "samples_kept": tracker.identity.n_samples,
             "max_residual_mm": config.tracker.identity.max_residual_mm},
         "shape_dev_mm": None if dev.size == 0 else {"median": _finite(np.median(dev)),

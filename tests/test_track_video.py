@@ -133,12 +133,17 @@ def test_ipd_scales_every_translation_by_the_same_factor(tracked, clip, tiny_che
                                      out=tmp_path / "ipd",
                                      checkpoint=tiny_checkpoint, device="cpu", batch_size=6, ipd_mm=63.0,
                                      tracker=LOOSE), notify=None)
-    # the scale makes the identity as large as a face of typical proportions with a 63 mm IPD
+    # the scale makes the identity as large as a face of typical proportions with a 63 mm IPD, times the
+    # eye-depth factor (tracker.ipd_scale)
     size_ipd_before = face_model.size_ipd_m(tracked.identity_face_m) * 1000
     assert tracked.summary["identity"]["size_ipd_mm"] == pytest.approx(size_ipd_before, abs=1e-4)
-    ratio = 63.0 / size_ipd_before
-    assert scaled.summary["identity"]["scale_applied"] == pytest.approx(ratio, rel=1e-6)
-    assert face_model.size_ipd_m(scaled.identity_face_m) * 1000 == pytest.approx(63.0, rel=1e-6)
+    ident = scaled.summary["identity"]
+    assert ident["ipd_size_factor"] == pytest.approx(63.0 / size_ipd_before, rel=1e-6)
+    assert ident["eye_depth_frames"] >= 3 and 0.8 < ident["eye_depth_ratio"] < 1.25
+    ratio = ident["scale_applied"]
+    assert ratio == pytest.approx(ident["ipd_size_factor"] * ident["eye_depth_ratio"], rel=1e-9)
+    assert face_model.size_ipd_m(scaled.identity_face_m) * 1000 == pytest.approx(63.0 * ident["eye_depth_ratio"],
+                                                                                   rel=1e-6)
     a, b = tracked.track, scaled.track
     np.testing.assert_array_equal(a.success, b.success)
     ok = a.success
