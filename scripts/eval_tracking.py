@@ -6,7 +6,12 @@ MediaPipe Face Landmarker + PnP(K) baseline; print per run MAE_t (mm), MAE_r (de
 second difference of tz in mm and of yaw in degrees, and their mean over the six axes relative to raw),
 tz error as a fraction of the distance, and for ``approach`` the per-vertex spread of the per-frame shapes.
 
+With ``--approach-identities``, also tracks one ``approach`` clip per held-out identity (the first seed
+from 200 up that draws it), without and with ``--ipd-mm``, and prints the filtered tz error of each: the
+error left with ``--ipd-mm`` depends on how far each face's proportions are from what its IPD predicts.
+
 Usage: python scripts/eval_tracking.py [--frames 90] [--checkpoint CKPT] [--out runs/eval_tracking]
+                                       [--approach-identities]
 """
 from __future__ import annotations
 
@@ -59,6 +64,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=100)
     ap.add_argument("--checkpoint", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=Path("runs/eval_tracking"))
+    ap.add_argument("--approach-identities", action="store_true",
+                    help="also an approach clip per held-out identity (tz error with and without --ipd-mm)")
     args = ap.parse_args()
     gen = SampleGenerator(default_bank(), "test")
     rows = []
@@ -90,10 +97,38 @@ def main() -> None:
         if motion == "approach":
             rows.append({"motion": motion, "run": "per-frame shape spread",
                          "shape_spread_mm": shape_spread_mm(args.out / motion / "track")})
+    if args.approach_identities:
+        rows += approach_per_identity(gen, args)
     (args.out / "tracking.json").write_text(json.dumps(rows, indent=1, default=float))
     import pandas as pd
 
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+
+
+def approach_per_identity(gen: SampleGenerator, args) -> list[dict]:
+    """Filtered tz error (percent) of an ``approach`` clip of each held-out identity, without and with
+    ``--ipd-mm``."""
+    seeds: dict[str, int] = {}
+    for seed in range(200, 400):
+        name = gen.draw_identity(np.random.default_rng(seed))[0].name
+        seeds.setdefault(name, seed)
+        if len(seeds) == len(gen.identities):
+            break
+    rows = []
+    for name, seed in seeds.items():
+        base = args.out / "approach_identities" / name
+        clip = write_clip(base / "clip", seed, ClipConfig(motion="approach", frames=args.frames), gen)
+        ipd = json.loads((clip / "identity.json").read_text())["ipd_mm"]
+        gt = load_gt(clip / "gt.csv")
+        row = {"motion": "approach", "run": f"identity {name}", "ipd_mm": ipd}
+        for key, ipd_mm in (("tz_err_pct", None), ("tz_err_pct_ipd", ipd)):
+            out = base / ("track_ipd" if ipd_mm else "track")
+            track_video(TrackConfig(video=clip / "video.mp4", intrinsics=clip / "K.json", out=out,
+                                    checkpoint=args.checkpoint, device="cpu", ipd_mm=ipd_mm))
+            filtered = next(s for s in load_pose_runs(out / "poses.csv", "perspnet") if s.label.endswith("filtered"))
+            row[key] = tz_error_pct(filtered, gt)
+        rows.append(row)
+    return rows
 
 
 if __name__ == "__main__":
