@@ -315,6 +315,14 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _survivors(pids: list[int], timeout_s: float) -> list[int]:
+    """The processes of ``pids`` still alive after waiting up to ``timeout_s`` for them to end."""
+    deadline = time.monotonic() + timeout_s
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [p for p in pids if _alive(p)]
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def _start_batch_until_first_clip(sources, tiny_checkpoint, tmp_path):
     """Start ``batch-process`` on the synthetic clips (c0.mp4 ...) in a subprocess and return once its
@@ -340,10 +348,7 @@ def test_batch_killed_with_sigkill_resumes_without_loss_or_duplicates(sources, t
     workers = _children(batch.pid)
     batch.send_signal(signal.SIGKILL)
     batch.wait()
-    deadline = time.monotonic() + 20
-    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [p for p in workers if _alive(p)], "workers outlived the killed batch"
+    assert not _survivors(workers, 20), "workers outlived the killed batch"
 
     done_before = {m.parent.name for m in out.rglob(DONE_MARKER)}
     assert 1 <= len(done_before) < len(names)
@@ -450,7 +455,9 @@ def test_interrupted_batch_exits_cleanly_and_resumes(signum, code, sources, tiny
     assert batch.wait(timeout=60) == code
     err = batch.stderr.read()
     assert "Traceback" not in err and "interrupted" in err.strip().splitlines()[-1]
-    assert not [p for p in workers if _alive(p)]
+    # every child ends; one can still be ending when the exit status is in (seen once in CI: a child alive
+    # right after a SIGTERM exit), so it gets a few seconds
+    assert not _survivors(workers, 5)
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name]  # the workers cleaned up as they stopped
     assert batch_main(argv) == 0
     assert set(_statuses(out).values()) <= {"ok", "skipped"} and len(_statuses(out)) == 5
