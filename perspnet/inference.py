@@ -62,33 +62,49 @@ class PerspNetPredictor:
         checkpoint: path of a checkpoint; the shipped one when None.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         pnp: PnP-RANSAC settings.
+        flip_tta: also run each crop mirrored left-right and add its correspondences, mirrored back (pixel
+            column ``size - 1 - c``, canonical ``x -> -x``: the canonical face frame's x axis runs across
+            the face), to the PnP: ``2m`` points per face for twice the network time. Single images only
+            (the tracker keeps ``m``). On the 1000 test samples: MAE_r 3.54 -> 3.26 degrees, MAE_t
+            19.67 -> 19.42 mm (yaw and roll biases of a face partly cancel with their mirror images').
     """
 
-    def __init__(self, checkpoint=None, device: str = "auto", pnp: PnPConfig = PnPConfig()):
+    def __init__(self, checkpoint=None, device: str = "auto", pnp: PnPConfig = PnPConfig(),
+                 flip_tta: bool = False):
         self.device = pick_device(device)
         self.model, self.topology, self.crop, _ = load_checkpoint(checkpoint, self.device)
         self.config = self.model.config
         self.pnp = pnp
+        self.flip_tta = flip_tta
 
     @torch.no_grad()
     def network(self, images: list[np.ndarray], boxes: list[np.ndarray]) -> dict[str, np.ndarray]:
         """Run the network on the faces in ``boxes`` ``(cx, cy, side)`` of ``images`` ``(H, W, 3) uint8``.
 
-        Returns numpy arrays: ``affine (B, 2, 3)``, ``choose (B, m)``, ``points_face_m (B, m, 3)``,
-        ``verts_face_m (B, n, 3)``, ``mask_fraction (B,)``.
+        Returns numpy arrays: ``affine (B, 2, 3)``, ``choose (B, m)`` (crop pixel index ``row * size + col``),
+        ``points_face_m (B, m, 3)``, ``verts_face_m (B, n, 3)``, ``mask_fraction (B,)``; with ``flip_tta``
+        ``2m`` in place of ``m``.
         """
         size = self.config.input_size
         affines = np.stack([crop_affine(np.asarray(b, float), size, self.crop.margin) for b in boxes])
         crops = np.stack([warp_crop(img, A, size) for img, A in zip(images, affines)])
-        x = self.config.normalize_images(torch.from_numpy(crops).to(self.device))
+        b = len(crops)
+        if self.flip_tta:
+            crops = np.concatenate([crops, crops[:, :, ::-1]])
+        x = self.config.normalize_images(torch.from_numpy(np.ascontiguousarray(crops)).to(self.device))
         dense = self.model.encode(x)
         mask = dense["seg_logits"].argmax(1).bool()
         choose = spread_choose_from_mask(mask.cpu(), self.config.n_points).to(self.device)
         out = self.model.correspond(dense, choose)
-        return {"affine": affines, "choose": choose.cpu().numpy(),
-                "points_face_m": out["points_corr"].cpu().numpy().astype(np.float64) / COORD_SCALE,
-                "verts_face_m": out["verts_hat"].cpu().numpy().astype(np.float64) / COORD_SCALE,
-                "mask_fraction": mask.float().mean((1, 2)).cpu().numpy()}
+        choose = choose.cpu().numpy()
+        points = out["points_corr"].cpu().numpy().astype(np.float64) / COORD_SCALE
+        if self.flip_tta:  # mirrored crops' pixels and canonical points back to the original's
+            rows, cols = np.divmod(choose[b:], size)
+            choose = np.concatenate([choose[:b], rows * size + (size - 1 - cols)], axis=1)
+            points = np.concatenate([points[:b], points[b:] * np.array([-1.0, 1.0, 1.0])], axis=1)
+        return {"affine": affines, "choose": choose, "points_face_m": points,
+                "verts_face_m": out["verts_hat"][:b].cpu().numpy().astype(np.float64) / COORD_SCALE,
+                "mask_fraction": mask[:b].float().mean((1, 2)).cpu().numpy()}
 
     def predict(self, images: list[np.ndarray], boxes: list[np.ndarray], Ks: list[np.ndarray],
                 dist: np.ndarray | None = None, priors: list | None = None) -> list[FaceEstimate]:

@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    ap.add_argument("--flip-tta", action="store_true",
+                    help="PerspNet also on the mirrored crop, both halves' correspondences in one PnP")
     args = ap.parse_args(argv)
     if args.json is not None:  # fail before the evaluation, not after it
         folder = args.json.parent if str(args.json.parent) else Path(".")
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results = evaluate(EvalConfig(data=args.data, checkpoint=args.checkpoint, baselines=args.baselines,
                                       direct_checkpoint=direct, limit=args.limit, batch_size=args.batch_size,
-                                      device=args.device))
+                                      device=args.device, flip_tta=args.flip_tta))
     except (CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"perspnet-eval: error: {e}", file=sys.stderr)
         return 2

@@ -279,3 +279,35 @@ class TestTraining:
             losses.append(loss.item())
         assert np.all(np.isfinite(losses))
         assert np.mean(losses[-3:]) < 0.5 * losses[0], losses
+
+
+@pytest.mark.skipif(not __import__("perspnet.checkpoint", fromlist=["x"]).default_checkpoint_path().is_file(),
+                    reason="needs the shipped checkpoint")
+def test_flip_tta_mirrors_the_second_half_back(test_generator):
+    """With ``flip_tta`` the mirrored crop's correspondences, mapped back, pose the face on their own as the
+    plain ones do (a wrong mirror of pixels or of canonical x would turn the yaw around)."""
+    from perspnet.conventions import rotation_angle_deg
+    from perspnet.inference import PerspNetPredictor
+    from perspnet.pnp import solve_pose
+    from perspnet.synth.dataset_writer import sample_rng
+    from perspnet.training_data import box_from_points
+    from perspnet.conventions import project_points
+
+    k = 0
+    while True:  # a clearly turned face
+        s = test_generator.sample(sample_rng(31, k))
+        k += 1
+        if 25 < abs(s.yaw_pitch_roll_deg[0]) < 60:
+            break
+    box = box_from_points(project_points(s.K, s.verts_cam_m))
+    plain = PerspNetPredictor(device="cpu").predict([s.image], [box], [s.K])[0]
+    both = PerspNetPredictor(device="cpu", flip_tta=True).predict([s.image], [box], [s.K])[0]
+    m = len(plain.points_px)
+    assert len(both.points_px) == 2 * m
+    np.testing.assert_allclose(both.points_px[:m], plain.points_px)
+    mirrored = solve_pose(both.points_px[m:], both.points_face_m[m:], s.K)
+    assert mirrored.success
+    err_plain = rotation_angle_deg(plain.pnp.R_cam_face, s.R_cam_face)
+    err_mirrored = rotation_angle_deg(mirrored.R_cam_face, s.R_cam_face)
+    assert err_plain < 15 and err_mirrored < 15, (err_plain, err_mirrored)
+    assert rotation_angle_deg(both.pnp.R_cam_face, s.R_cam_face) < 15
