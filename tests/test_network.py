@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from perspnet.checkpoint import default_checkpoint_path
 from perspnet.face_model import load_face_model
 from perspnet.network.config import COORD_SCALE, LossWeights, ModelConfig, lite, paper
 from perspnet.network.losses import LossTargets, perspnet_loss
@@ -281,17 +282,15 @@ class TestTraining:
         assert np.mean(losses[-3:]) < 0.5 * losses[0], losses
 
 
-@pytest.mark.skipif(not __import__("perspnet.checkpoint", fromlist=["x"]).default_checkpoint_path().is_file(),
-                    reason="needs the shipped checkpoint")
+@pytest.mark.skipif(not default_checkpoint_path().is_file(), reason="needs the shipped checkpoint")
 def test_flip_tta_mirrors_the_second_half_back(test_generator):
     """With ``flip_tta`` the mirrored crop's correspondences, mapped back, pose the face on their own as the
     plain ones do (a wrong mirror of pixels or of canonical x would turn the yaw around)."""
-    from perspnet.conventions import rotation_angle_deg
+    from perspnet.conventions import project_points, rotation_angle_deg
     from perspnet.inference import PerspNetPredictor
     from perspnet.pnp import solve_pose
     from perspnet.synth.dataset_writer import sample_rng
     from perspnet.training_data import box_from_points
-    from perspnet.conventions import project_points
 
     k = 0
     while True:  # a clearly turned face
