@@ -22,6 +22,8 @@ FACE_OVAL = (
     152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
 )
 
+# The eye corners that define the eye centres (FaceModel.eye_centres): right eye outer, inner; left inner, outer.
+EYE_CORNERS = (RIGHT_EYE_OUTER, RIGHT_EYE_INNER, LEFT_EYE_INNER, LEFT_EYE_OUTER)
+
 # A sparse set for reports and 2D keypoint losses: eye corners, nose tip, mouth corners, chin.
-KEYPOINTS_7 = (RIGHT_EYE_OUTER, RIGHT_EYE_INNER, LEFT_EYE_INNER, LEFT_EYE_OUTER, NOSE_TIP, MOUTH_RIGHT,
-               MOUTH_LEFT)
+KEYPOINTS_7 = (*EYE_CORNERS, NOSE_TIP, MOUTH_RIGHT, MOUTH_LEFT)

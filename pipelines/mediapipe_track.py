@@ -142,7 +142,7 @@ def mediapipe_track(config: MediaPipeTrackConfig) -> tuple[PoseTrack, dict]:
         if not report.ok:
             notes.append(f"warning: {config.video}: {report.summary()}")
         total_s = time.perf_counter() - start
-        seconds = {s: timer.seconds.get(s, 0.0) for s in STAGES if s not in ("network", "identity")}
+        seconds = {s: timer.seconds.get(s, 0.0) for s in STAGES if s not in ("eyes", "network", "identity")}
         summary = {
             "video": str(config.video), "out_dir": str(config.out_dir), "method": "mediapipe_pnp",
             "frames": n, "frames_with_pose": int(ok.sum()), "detection_rate": float(ok.mean()) if n else 0.0,

@@ -17,8 +17,8 @@ overlay are projected with the distortion back into the decoded image.
 Size (``ipd_mm``): a single camera cannot tell a small near face from a large far one; the scale comes
 from the predicted canonical shape, in metres. Given the subject's true inter-pupillary distance
 ``ipd_mm``, the identity and every translation, raw and filtered, are multiplied by one factor ``s``
-(:func:`tracker.ipd_scale.ipd_scene_scale`: the identity's eye region brought to that IPD, with the depth
-set where the eyes are): the whole scene ``X_cam = s (R X + t)`` is scaled about the camera centre, so
+(:func:`tracker.ipd_scale.ipd_scene_scale`: the depth of the eyes set by the landmarker's eye corners,
+sampled on every :data:`tracker.ipd_scale.IPD_EYE_EVERY`-th frame, and the IPD): the whole scene ``X_cam = s (R X + t)`` is scaled about the camera centre, so
 the images are unchanged and the rotations stay the same. It is applied after filtering, so it changes
 units only (exactly ``s``).
 
@@ -35,7 +35,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 
@@ -54,7 +54,7 @@ from pipelines.track_outputs import (PoseTrack, check_output_folder, jitter_summ
                                      write_obj, write_poses_csv)
 from pipelines.video_io import DecodeReport, iter_frames, probe_video
 from tracker.identity import IdentityEstimator
-from tracker.ipd_scale import IpdScale, ipd_scene_scale
+from tracker.ipd_scale import IPD_EYE_EVERY, MAX_EYE_YAW_DEG, MIN_EYE_FRAMES, IpdScale, ipd_scene_scale
 from tracker.online import OnlineConfig, OnlineTracker, StageTimer
 from tracker.refine import FrameStore, refine_poses
 from tracker.smoother import MODES, filter_track
@@ -63,7 +63,7 @@ __all__ = ["OUTPUT_FILES", "TrackError", "TrackConfig", "TrackResult", "camera_f
 
 OUTPUT_FILES = ("poses.csv", "identity.obj", "identity.npz", "meshes.npz", "overlay.mp4", "stability.png",
                 "summary.json")
-STAGES = ("decode", "detect", "network", "identity", "pnp", "refine", "filter", "write")
+STAGES = ("decode", "detect", "eyes", "network", "identity", "pnp", "refine", "filter", "write")
 _SCRATCH = "frames.scratch"  # per-frame records (tracker.refine.FrameStore) in the staging folder, removed
 
 
@@ -260,7 +260,10 @@ def track_video(config: TrackConfig, notify: Callable[[str], None] | None = _std
     timer, report = StageTimer(), DecodeReport()
     with staged_folder(config.out_dir, OUTPUT_FILES) as stage:
         store = FrameStore(stage / _SCRATCH, predictor.config.n_points, face_model.n_verts)
-        with OnlineTracker(predictor, intr, face_model, config.tracker, timer) as tracker:
+        online = config.tracker
+        if config.ipd_mm is not None and online.eye_every == 0:
+            online = replace(online, eye_every=IPD_EYE_EVERY)
+        with OnlineTracker(predictor, intr, face_model, online, timer) as tracker:
             try:
                 rows, box_sources = _stream_pass(config, tracker, store, report, info.n_frames_estimate)
             finally:
@@ -274,9 +277,14 @@ def track_video(config: TrackConfig, notify: Callable[[str], None] | None = _std
         identity = tracker.identity.identity
         scale, ipd_scale = 1.0, None
         if config.ipd_mm is not None and identity is not None:
-            ipd_scale = ipd_scene_scale(config.ipd_mm / MM_PER_M, identity, records, measurements, tracker.mesh,
-                                        intr.K, face_model)
+            ipd_scale = ipd_scene_scale(config.ipd_mm / MM_PER_M, identity, records["eye_px"], measurements, intr.K,
+                                        face_model)
             scale = ipd_scale.scale
+            if ipd_scale.method == "size":
+                notes.append(f"warning: --ipd-mm: eye corners found on {ipd_scale.eye_frames} usable frames (at least "
+                             f"{MIN_EYE_FRAMES} within {MAX_EYE_YAW_DEG:g} degrees of frontal are needed); the size comes "
+                             "from the shape's eye region instead, which is less sure")
+                notify(notes[-1])
         elif config.ipd_mm is not None:
             notes.append("warning: --ipd-mm not applied: no frame had a confident pose, so there is no identity")
             notify(notes[-1])
@@ -339,7 +347,7 @@ def _summary(config: TrackConfig, info, intr: Intrinsics, track: PoseTrack, trac
     ``box_sources`` (frames per box source), ``cold_fallbacks``, ``reanchors``, ``redetections``,
     ``processing_fps`` (frames per second of the whole call), ``total_seconds``, ``stage_seconds`` and ``stage_ms_per_frame``
     (:data:`STAGES`), settings, ``camera`` (the K used), ``video_info``, ``identity`` (IPD, size IPD, frames used,
-    and with ``--ipd-mm`` the scale applied and its two factors, :class:`tracker.ipd_scale.IpdScale`), ``shape_dev_mm`` (median, p95), ``jitter``
+    and with ``--ipd-mm`` the scale applied, how it was found and from how many frames, :class:`tracker.ipd_scale.IpdScale`), ``shape_dev_mm`` (median, p95), ``jitter``
     (:func:`pipelines.track_outputs.jitter_summary`) and ``notes``. No NaN: null."""
     n = len(track.frame)
     stages = {s: seconds.get(s, 0.0) for s in STAGES}
@@ -365,9 +373,9 @@ def _summary(config: TrackConfig, info, intr: Intrinsics, track: PoseTrack, trac
             "ipd_mm": round(float(face_model.ipd_m(identity)) * MM_PER_M, 4),
             "size_ipd_mm": round(face_model.size_ipd_m(identity) * MM_PER_M, 4),
             "ipd_mm_requested": config.ipd_mm, "scale_applied": 1.0 if ipd_scale is None else ipd_scale.scale,
+            "ipd_method": None if ipd_scale is None else ipd_scale.method,
             "ipd_size_factor": None if ipd_scale is None else ipd_scale.size_factor,
-            "eye_depth_ratio": None if ipd_scale is None else ipd_scale.eye_depth_ratio,
-            "eye_depth_frames": None if ipd_scale is None else ipd_scale.eye_frames,
+            "ipd_eye_frames": None if ipd_scale is None else ipd_scale.eye_frames,
             "frames_used": tracker.identity.n_accepted, "samples_kept": tracker.identity.n_samples,
             "max_residual_mm": config.tracker.identity.max_residual_mm},
         "shape_dev_mm": None if dev.size == 0 else {"median": _finite(np.median(dev)),

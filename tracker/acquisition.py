@@ -37,11 +37,13 @@ class Detection:
             box), None when there is none.
         n_faces: faces found (the landmarker reports at most its ``max_faces``).
         largest: ``(3,)`` box of the largest face found, near the tracked box or not; None without faces.
+        points_px: ``(468, 2)`` landmark pixels of the face of ``box``, None when ``box`` is None.
     """
 
     box: np.ndarray | None
     n_faces: int
     largest: np.ndarray | None = None
+    points_px: np.ndarray | None = None
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -57,11 +59,16 @@ def detect_face(landmarker: FaceLandmarker, image_rgb: np.ndarray, near: np.ndar
     overlap it by ``MIN_IOU`` or have their centre inside it (a tracked box may have drifted in size)."""
     faces = landmarker.detect(image_rgb)
     boxes = [box_from_points(face.points_px) for face in faces]
+    largest = boxes[0] if boxes else None
     if near is not None:
         matches = [(box_iou(box, near), k) for k, box in enumerate(boxes)
                    if box_iou(box, near) >= MIN_IOU or np.all(np.abs(box[:2] - near[:2]) < near[2] / 2)]
-        return Detection(boxes[max(matches)[1]] if matches else None, len(faces), boxes[0] if boxes else None)
-    return Detection(boxes[0] if boxes else None, len(faces), boxes[0] if boxes else None)
+        chosen = max(matches)[1] if matches else None
+    else:
+        chosen = 0 if boxes else None
+    if chosen is None:
+        return Detection(None, len(faces), largest)
+    return Detection(boxes[chosen], len(faces), largest, faces[chosen].points_px)
 
 
 def project_to_image(points_cam: np.ndarray, intr: Intrinsics) -> np.ndarray:

@@ -1,36 +1,40 @@
 """Metric scale of a clip from the subject's known inter-pupillary distance (``track-video --ipd-mm``).
 
 From one camera, the scene ``s (R X + t)`` projects to the same image for every ``s``; the network's shape
-fixes ``s`` by a learned prior on face size. Given the subject's true IPD, two factors fix it instead:
+fixes ``s`` by a learned prior on face size. Given the subject's true IPD, the eyes fix it instead: the
+IPD is the distance between the eye centres (each the midpoint of the eye's two corners, landmarks
+33/133 and 362/263), and MediaPipe's Face Landmarker finds those corners in the image. Per sampled frame
+(:func:`eye_anchor_depth`): the two eye centres lie on the camera rays through their pixels, and the
+segment between them is ``ipd`` long along the eye axis that the frame's rotation gives (the identity's
+eye axis turned by ``R``); the least-squares points on the two rays fix how far the eyes are. The ratio
+of that depth to the eye depth of the frame's pose (identity's eye midpoint at ``R, t``) is one sample;
+the clip's scale is the median over the sampled frames within :data:`MAX_EYE_YAW_DEG` of frontal (the
+landmarker places eye corners less surely on turned faces).
 
-1. ``ipd / size_ipd(identity)``: the size of the identity's eye region (:meth:`FaceModel.size_ipd_m`)
-   brought to the true IPD.
-2. ``eye_depth_ratio``: the frames' poses are fitted to the whole face, so their depth is that of the
-   whole shape; when the network's proportions are off (an eye region too large for the rest of the face,
-   say), the eye region sits at another depth than the one its size calls for. Per frame, the translation
-   is re-fitted to the eye-region correspondences alone (rotation kept; linear least squares on the
-   projection equations) and ``tz_eye / tz`` taken; the clip's factor is the median over frames that see
-   both eyes. So the depth is set where the IPD is measured.
+So the depth is set where the IPD is measured, by the landmarker's eye corners rather than by the
+network's shape: on the synthetic ``approach`` clips of the six held-out identities (shipped lite model)
+the filtered tz error with ``--ipd-mm`` went from 3.6% (mean; eye region of the network's shape brought
+to the IPD) to 1.9%; what is left is mostly the landmarker's own eye-corner bias on some faces.
 
-The whole scene (identity and every translation) is scaled by the product, which keeps every projection
-and rotation as it was. On the four synthetic evaluation clips (``scripts/eval_tracking.py``, shipped lite
-model, raw poses), factor 2 took the IPD-sized tz error from 8.3/2.6/8.0/3.3% to 6.4/2.8/5.8/2.0%
-(approach/turn/talk/static). On single images it does not help (one frame's eye region is too few points).
+Without enough sampled frames (``MIN_EYE_FRAMES``) the scale falls back to ``size_factor``: the identity's
+eye region brought to the IPD (:meth:`perspnet.face_model.FaceModel.size_ipd_m`).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from perspnet.face_model import EYE_REGION_RADIUS_M, FaceModel
+from perspnet.face_model import FaceModel
 from tracker.measure import Measurement
-from tracker.surface import MeshIndex, points_on_shape
 
-__all__ = ["IpdScale", "MIN_EYE_POINTS", "MIN_EYE_FRAMES", "ipd_scene_scale", "translation_for_rotation"]
+__all__ = ["IpdScale", "IPD_EYE_EVERY", "MAX_EYE_YAW_DEG", "MIN_EYE_FRAMES", "eye_anchor_depth",
+           "ipd_scene_scale"]
 
-MIN_EYE_POINTS = 8  # correspondences needed around each eye for a frame to count
-MIN_EYE_FRAMES = 3  # frames needed for the eye-depth factor; fewer and it is 1
+IPD_EYE_EVERY = 3  # with --ipd-mm the landmarker samples the eye corners on every third frame
+MAX_EYE_YAW_DEG = 30.0  # frames whose eye axis turns further out of the image plane are not used
+MIN_EYE_FRAMES = 3  # sampled frames needed for the eye anchor; fewer and the scale is the size factor
 
 
 @dataclass(frozen=True)
@@ -38,61 +42,72 @@ class IpdScale:
     """Scale applied to the scene for a known IPD.
 
     Attributes:
-        scale: ``size_factor * eye_depth_ratio``, the factor applied to the identity and every translation.
-        size_factor: ``ipd / size_ipd(identity)``.
-        eye_depth_ratio: median ``tz_eye / tz`` over ``eye_frames`` frames (1.0 when too few).
-        eye_frames: frames that saw both eyes and entered the median.
+        scale: the factor applied to the identity and every translation.
+        method: ``"eyes"`` (median eye-anchor ratio) or ``"size"`` (too few eye frames: ``size_factor``).
+        size_factor: ``ipd / size_ipd(identity)``, what scaling the identity's eye region alone would give.
+        eye_frames: sampled frames that entered the median.
     """
 
     scale: float
+    method: str
     size_factor: float
-    eye_depth_ratio: float
     eye_frames: int
 
 
-def translation_for_rotation(R: np.ndarray, points_face_m: np.ndarray, points_px: np.ndarray,
-                             K: np.ndarray) -> np.ndarray:
-    """Least-squares translation ``(3,)`` (metres) that, with rotation ``R (3, 3)`` fixed, projects
-    ``points_face_m (k, 3)`` (canonical, metres) onto ``points_px (k, 2)`` (ideal pixels): linear in ``t``
-    after multiplying out the depth, ``x_n (Y_z + t_z) = Y_x + t_x`` with ``x_n`` the normalized coordinate."""
-    Y = np.asarray(points_face_m, np.float64) @ np.asarray(R, np.float64).T
-    xn = (points_px[:, 0] - K[0, 2]) / K[0, 0]
-    yn = (points_px[:, 1] - K[1, 2]) / K[1, 1]
-    k = len(Y)
-    A = np.zeros((2 * k, 3))
-    A[:k, 0], A[:k, 2] = 1.0, -xn
-    A[k:, 1], A[k:, 2] = 1.0, -yn
-    b = np.concatenate([xn * Y[:, 2] - Y[:, 0], yn * Y[:, 2] - Y[:, 1]])
-    return np.linalg.lstsq(A, b, rcond=None)[0]
+def eye_anchor_depth(eye_corners_px: np.ndarray, eye_axis_cam: np.ndarray, ipd_m: float,
+                     K: np.ndarray) -> float | None:
+    """Depth (metres, camera z) of the eye centres' midpoint from their pixels and the known IPD.
+
+    Args:
+        eye_corners_px: ``(4, 2)`` ideal (undistorted) pixels of landmarks 33, 133 (the subject's right
+            eye) and 362, 263 (left eye), as :data:`perspnet.landmark_ids.EYE_CORNERS`.
+        eye_axis_cam: ``(3,)`` direction from the right to the left eye centre in the camera frame.
+        ipd_m: the distance between the eye centres, metres.
+        K: ``(3, 3)`` camera matrix.
+
+    Returns:
+        The mean depth of the two eye centres, each on the ray through its pixel (mean of its corners),
+        placed by least squares so that left minus right is ``ipd_m`` along ``eye_axis_cam``; None when
+        the solution puts an eye behind the camera.
+    """
+    right, left = eye_corners_px[:2].mean(axis=0), eye_corners_px[2:].mean(axis=0)
+    K_inv = np.linalg.inv(K)
+    ray_right, ray_left = K_inv @ np.array([*right, 1.0]), K_inv @ np.array([*left, 1.0])  # z = 1
+    d = np.asarray(eye_axis_cam, np.float64)
+    d = d * (ipd_m / np.linalg.norm(d))
+    (s_left, s_right), *_ = np.linalg.lstsq(np.column_stack([ray_left, -ray_right]), d, rcond=None)
+    if s_left <= 0 or s_right <= 0:
+        return None
+    return float(0.5 * (s_left + s_right))
 
 
-def ipd_scene_scale(ipd_m: float, identity: np.ndarray, records: np.ndarray, measurements: list[Measurement | None],
-                    mesh: MeshIndex, K: np.ndarray, face_model: FaceModel) -> IpdScale:
+def ipd_scene_scale(ipd_m: float, identity: np.ndarray, eye_corners_px: np.ndarray,
+                    measurements: list[Measurement | None], K: np.ndarray, face_model: FaceModel) -> IpdScale:
     """The scene scale for a subject of IPD ``ipd_m`` (metres); see the module docstring.
 
     Args:
         ipd_m: the subject's inter-pupillary distance, metres.
         identity: ``(n, 3)`` the clip's identity shape, canonical frame, metres.
-        records: :class:`tracker.refine.FrameStore` records (correspondences as mesh coordinates, ideal pixels).
-        measurements: per record, the pose solved on ``identity`` (:func:`tracker.refine.refine_poses`).
-        mesh: the topology.
+        eye_corners_px: ``(N, 4, 2)`` per frame the landmarker's eye corners (ideal pixels,
+            :func:`eye_anchor_depth`), nan where the frame was not sampled.
+        measurements: per frame, the pose solved on ``identity`` (:func:`tracker.refine.refine_poses`).
         K: ``(3, 3)`` camera matrix.
         face_model: the canonical mesh (eye centres, ``size_ipd_m``).
     """
     size_factor = ipd_m / face_model.size_ipd_m(identity)
     right, left = face_model.eye_centres(identity)
+    max_out_of_plane = math.sin(math.radians(MAX_EYE_YAW_DEG))
     ratios = []
-    for rec, m in zip(records, measurements):
-        if m is None or not m.accepted:
+    for corners, m in zip(eye_corners_px, measurements):
+        if m is None or not m.accepted or not np.isfinite(corners).all():
             continue
-        X = points_on_shape(rec["tri"], rec["bary"].astype(np.float64), identity, mesh)
-        near_right = np.linalg.norm(X - right, axis=1) < EYE_REGION_RADIUS_M
-        near_left = np.linalg.norm(X - left, axis=1) < EYE_REGION_RADIUS_M
-        if near_right.sum() < MIN_EYE_POINTS or near_left.sum() < MIN_EYE_POINTS:
+        R, t = m.pnp.R_cam_face, m.pnp.t_cam_face
+        axis = R @ (left - right)
+        if abs(axis[2]) > max_out_of_plane * np.linalg.norm(axis):
             continue
-        eyes = near_right | near_left
-        t_eye = translation_for_rotation(m.pnp.R_cam_face, X[eyes], rec["points_px"][eyes].astype(np.float64), K)
-        if t_eye[2] > 0:
-            ratios.append(t_eye[2] / m.pnp.t_cam_face[2])
-    ratio = float(np.median(ratios)) if len(ratios) >= MIN_EYE_FRAMES else 1.0
-    return IpdScale(size_factor * ratio, float(size_factor), ratio, len(ratios))
+        depth = eye_anchor_depth(corners, axis, ipd_m, K)
+        if depth is not None:
+            ratios.append(depth / float((R @ (0.5 * (left + right)) + t)[2]))
+    if len(ratios) < MIN_EYE_FRAMES:
+        return IpdScale(float(size_factor), "size", float(size_factor), len(ratios))
+    return IpdScale(float(np.median(ratios)), "eyes", float(size_factor), len(ratios))

@@ -30,6 +30,10 @@
    frame (at most ``redetect_per_batch`` times per batch); if it finds a face, that frame and the rest of
    the batch are run again on its box, and the online filter restarts at that frame's pose.
 
+5. Eye corners (only with ``eye_every > 0``; ``track-video --ipd-mm`` sets it): every ``eye_every``-th
+   frame with an accepted pose runs the landmarker once more, and the eye corners of the face in its box
+   are returned (undistorted) for the clip's metric scale (:mod:`tracker.ipd_scale`).
+
 The online filter only steers boxes and warm starts. Each frame's correspondences are returned
 (:class:`Correspondences`) so that the output poses can be solved again against the clip's final
 identity (:mod:`tracker.refine`) and then filtered over the whole clip
@@ -52,6 +56,7 @@ import numpy as np
 from perspnet.face_model import FaceModel
 from perspnet.inference import PerspNetPredictor
 from perspnet.intrinsics import Intrinsics, undistort_points
+from perspnet.landmark_ids import EYE_CORNERS
 from perspnet.landmarker import FaceLandmarker
 from pipelines.video_io import Frame
 from tracker.acquisition import Detection, box_from_pose, box_in_view, boxes_agree, detect_face
@@ -103,6 +108,8 @@ class OnlineConfig:
         measure: PnP and its warm/cold policy.
         filter: the online filter (noise, ``lost_after_s``); the same settings filter the output.
             Default :data:`PERSPNET_FILTER`.
+        eye_every: sample the eye corners on every ``eye_every``-th frame (step 5; 0: never). About one
+            landmarker run (9 ms on a 720p frame on 2 CPU cores) per sample.
     """
 
     min_face_px: float = 24.0
@@ -115,6 +122,7 @@ class OnlineConfig:
     identity: IdentityConfig = IdentityConfig()
     measure: MeasureConfig = MeasureConfig()
     filter: FilterConfig = PERSPNET_FILTER
+    eye_every: int = 0
 
     def __post_init__(self) -> None:
         if not self.min_face_px > 0:
@@ -131,6 +139,8 @@ class OnlineConfig:
             raise ValueError(f"redetect_mask_drop must be in [0, 1], got {self.redetect_mask_drop!r}")
         if not self.reanchor_s > 0:
             raise ValueError(f"reanchor_s must be > 0 (inf: never), got {self.reanchor_s!r}")
+        if not (isinstance(self.eye_every, int) and self.eye_every >= 0):
+            raise ValueError(f"eye_every must be an integer >= 0, got {self.eye_every!r}")
 
 
 @dataclass(frozen=True)
@@ -165,6 +175,8 @@ class FrameResult:
         shape: the frame shape used for PnP, None without a measurement.
         verts_raw_face_m: ``(n, 3)`` PerspNet's raw predicted shape, metres, None without a measurement.
         correspondences: the frame's correspondences, None without a measurement.
+        eye_corners_px: ``(4, 2)`` undistorted pixels of the landmarker's eye corners
+            (:data:`perspnet.landmark_ids.EYE_CORNERS`) of the face in ``box``, when sampled (step 5).
     """
 
     index: int
@@ -176,6 +188,7 @@ class FrameResult:
     shape: FrameShape | None = None
     verts_raw_face_m: np.ndarray | None = None
     correspondences: Correspondences | None = None
+    eye_corners_px: np.ndarray | None = None
 
 
 @dataclass
@@ -265,11 +278,22 @@ class OnlineTracker:
             return None
         return propagate(s.R, s.t, s.v, time_s - self._time_s)
 
+    def _landmarks(self, image_rgb: np.ndarray, near: np.ndarray | None) -> Detection:
+        if self.landmarker is None:
+            self.landmarker = FaceLandmarker("image", max_faces=self.config.max_faces)
+        return detect_face(self.landmarker, image_rgb, near)
+
+    def _eye_corners(self, frame: Frame, box: np.ndarray, accepted: bool) -> np.ndarray | None:
+        """Step 5: the undistorted eye-corner pixels ``(4, 2)`` of the face in ``box`` on a sampled frame."""
+        if not accepted or self.config.eye_every == 0 or frame.index % self.config.eye_every:
+            return None
+        with self.timer("eyes"):
+            det = self._landmarks(frame.image_rgb, box)
+        return None if det.points_px is None else undistort_points(det.points_px[list(EYE_CORNERS)], self.intr)
+
     def _detect(self, image_rgb: np.ndarray, time_s: float, near: np.ndarray | None = None) -> Detection:
         with self.timer("detect"):
-            if self.landmarker is None:
-                self.landmarker = FaceLandmarker("image", max_faces=self.config.max_faces)
-            det = detect_face(self.landmarker, image_rgb, near)
+            det = self._landmarks(image_rgb, near)
         self._detected_s = time_s
         self.detector_calls += 1
         self.max_faces_seen = max(self.max_faces_seen, det.n_faces)
@@ -396,5 +420,5 @@ class OnlineTracker:
                 self._shape = shape.verts_face_m
                 self._mask_history.append(float(net["mask_fraction"][slot[i]]))
             results.append(FrameResult(frame.index, frame.timestamp_s, time_s, boxes[i], sources[i], m, shape,
-                                       verts_raw, corr))
+                                       verts_raw, corr, self._eye_corners(frame, boxes[i], accepted)))
         return results

@@ -29,7 +29,9 @@ __all__ = ["FrameStore", "refine_poses"]
 class FrameStore:
     """Append-only file of per-frame records: ``has`` (a measurement was made), the streaming pose
     (``accepted``, ``R (3, 3)``, ``t (3,)`` metres), the correspondences (``points_px (m, 2)``, ``tri (m,)``,
-    ``bary (m, 3)``) and ``verts_raw (n, 3)`` metres. Frames without a measurement hold zeros.
+    ``bary (m, 3)``), ``verts_raw (n, 3)`` metres and ``eye_px (4, 2)`` (the sampled eye corners,
+    :attr:`tracker.online.FrameResult.eye_corners_px`; nan when not sampled). Frames without a measurement
+    hold zeros.
 
     Args:
         path: the file (created, truncated); the caller removes it.
@@ -41,7 +43,8 @@ class FrameStore:
         self.path = Path(path)
         self.dtype = np.dtype([("has", "?"), ("accepted", "?"), ("R", "<f8", (3, 3)), ("t", "<f8", (3,)),
                                ("points_px", "<f4", (n_points, 2)), ("tri", "<i4", (n_points,)),
-                               ("bary", "<f4", (n_points, 3)), ("verts_raw", "<f4", (n_verts, 3))])
+                               ("bary", "<f4", (n_points, 3)), ("verts_raw", "<f4", (n_verts, 3)),
+                               ("eye_px", "<f8", (4, 2))])
         self._file = open(self.path, "wb")
         self.n_frames = 0
 
@@ -49,6 +52,7 @@ class FrameStore:
         """Write one frame's record (in stream order)."""
         rec = np.zeros(1, self.dtype)
         m, corr = result.measurement, result.correspondences
+        rec["eye_px"] = np.nan if result.eye_corners_px is None else result.eye_corners_px
         if m is not None and corr is not None:
             rec["has"] = True
             rec["accepted"] = m.accepted
