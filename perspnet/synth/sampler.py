@@ -42,10 +42,6 @@ class SynthConfig:
     # a few subjects' (the texture stays the drawn identity's). Test samples are the held-out subjects as
     # they are.
     identity_mix: tuple[float, float] = (-0.3, 0.6)
-    # Train split only: with this probability the face wears another train identity's texture (all
-    # textures share the mesh's UV layout, so eyes, brows and lips still land on the shape's own), so that
-    # the network reads the shape from the image's geometry rather than from whose skin it sees.
-    texture_swap: float = 0.5
     expression_prob: float = 0.6
     uv_size: int = 192
 
@@ -191,14 +187,6 @@ class SampleGenerator:
                            uv_map=uv_position_map(self.face_model, verts_face_m, self.cfg.uv_size),
                            ipd_mm=ipd_m * 1000.0, identity=ident.name)
 
-    def draw_texture(self, rng: np.random.Generator, ident: BankIdentity) -> np.ndarray:
-        """The texture to render ``ident`` with: its own, or on the train split with probability
-        ``SynthConfig.texture_swap`` another train identity's; colour-jittered (:meth:`jitter_texture`)."""
-        texture = ident.texture
-        if self.split == "train" and rng.random() < self.cfg.texture_swap:
-            texture = self.identities[rng.integers(len(self.identities))].texture
-        return self.jitter_texture(rng, texture)
-
     def jitter_texture(self, rng: np.random.Generator, texture: np.ndarray) -> np.ndarray:
         gain = rng.normal(1.0, 0.08, 3) * rng.uniform(0.8, 1.15)
         return np.clip(texture * gain, 0, 255).astype(np.uint8)
@@ -211,7 +199,7 @@ class SampleGenerator:
         R = self.draw_rotation(rng)
         t = self.draw_translation(rng, K, width, height)
         sample = self.render(rng, ident, shape + expression, R, t, K, width, height, ipd,
-                             self.draw_texture(rng, ident), self.draw_light(rng),
+                             self.jitter_texture(rng, ident.texture), self.draw_light(rng),
                              self.backgrounds.draw(rng, height, width))
         sample.meta["expression"] = bool(np.any(expression))
         return sample
