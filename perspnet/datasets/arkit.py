@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -307,12 +308,15 @@ class ArkitLayoutDataset:
         return self.root / "info" / s / a / f"{k}_info.npz"
 
     def __getitem__(self, i: int) -> FaceRecord:
+        return self.load(i)
+
+    def load(self, i: int, reduction: Callable[[np.ndarray, np.ndarray], int] | None = None) -> FaceRecord:
+        """Item ``i``; ``reduction(K (3, 3), verts_cam_m (n, 3)) -> k`` in 1, 2, 4, 8, given the full-size
+        camera and the camera-frame mesh (metres), has the image decoded ``k`` times smaller
+        (``cv2.IMREAD_REDUCED_COLOR_k``: each pixel the mean of a ``k x k`` block) and ``K`` scaled to it."""
         subject, action, img_id = self._row(i)
         img_path, npz_path = self.image_path(i), self.info_path(i)
         info = _read_info_npz(npz_path)
-        image_rgb = _read_jpg_rgb(img_path)
-        h, w = image_rgb.shape[:2]
-
         verts = info["verts"]
         if verts.ndim != 2 or verts.shape[1] != 3:
             raise DatasetFormatError(f"{npz_path}: 'verts' must have shape (n, 3), got {verts.shape}")
@@ -329,10 +333,16 @@ class ArkitLayoutDataset:
             if K.shape != (3, 3):
                 raise DatasetFormatError(f"{npz_path}: 'K' must have shape (3, 3), got {K.shape}")
         elif self.projection_matrix is not None:
+            w, h = _image_size(img_path)
             K = K_from_projection_matrix(self.projection_matrix, w, h)
         else:
             raise FileNotFoundError(f"{npz_path}: has no 'K' and no projection matrix was given or found at "
                                     f"{self.root / PROJECTION_MATRIX_FILE}")
+        k = 1 if reduction is None else reduction(K, verts_face_m @ R_cam_face.T + t_cam_face)
+        image_rgb = _read_jpg_rgb(img_path, k)
+        if k > 1:  # reduced pixel i is the mean of full pixels [i k, (i + 1) k): x' = (x + 0.5) / k - 0.5
+            K = np.diag([1 / k, 1 / k, 1.0]) @ K
+            K[:2, 2] += (1 / k - 1) / 2
         ipd = info.get("ipd_mm")
         ipd_mm = None if ipd is None or not np.isfinite(ipd).all() else float(ipd)
         dist = info.get("dist")
@@ -359,13 +369,32 @@ def _read_info_npz(path: Path) -> dict[str, np.ndarray]:
     return info
 
 
-def _read_jpg_rgb(path: Path) -> np.ndarray:
+_REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                  8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def _read_jpg_rgb(path: Path, reduction: int = 1) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image not found")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if reduction not in _REDUCED_FLAGS:
+        raise ValueError(f"{path}: decode reduction must be one of {sorted(_REDUCED_FLAGS)}, got {reduction}")
+    bgr = cv2.imread(str(path), _REDUCED_FLAGS[reduction])
     if bgr is None:
         raise DatasetFormatError(f"{path}: cannot decode image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # IO edge: OpenCV decodes BGR, the library works in RGB
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` of an image file from its header, without decoding it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image not found")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (UnidentifiedImageError, OSError) as e:
+        raise DatasetFormatError(f"{path}: cannot read image header ({e})") from None
 
 
 # --------------------------------------------------------------------------------------------- writer
