@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
     ap.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
     ap.add_argument("--device", default=d.device, help="cpu or cuda")
+    ap.add_argument("--bf16", action="store_true",
+                    help="bfloat16 autocast for the forward pass (needs native bf16: AVX512-BF16/AMX CPUs, CUDA)")
     ap.add_argument("--direct", action="store_true",
                     help="train the 'direct 6DoF regress' baseline instead (writes OUT/direct.pt)")
     args = ap.parse_args(argv)
@@ -40,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"direct-regression checkpoint: {train_direct(cfg)}")
         return 0
-    print(f"final checkpoint: {train(cfg)}")
+    try:
+        print(f"final checkpoint: {train(cfg)}")
+    except ValueError as e:  # a setting this machine cannot run: one line, no traceback
+        print(f"perspnet-train: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
