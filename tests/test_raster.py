@@ -86,7 +86,7 @@ def test_uv_map_target_sampled_at_vertex_uvs_returns_the_vertices(face_model):
     verts = face_model.verts_face_m
     plain = rasterize_uv(face_model.uvs, face_model.triangles, size)
     extended = extend_raster(plain, face_model.uvs * size - 0.5, face_model.triangles, ring=2.0)
-    uvs = torch.as_tensor(face_model.uvs, dtype=torch.float32)
+    uvs = torch.tensor(face_model.uvs, dtype=torch.float32)
     errors_mm = {}
     for name, raster in (("plain", plain), ("extended", extended)):
         uv_map = torch.from_numpy(interpolate(verts, face_model.triangles, raster).transpose(2, 0, 1))[None]
