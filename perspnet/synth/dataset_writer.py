@@ -1,8 +1,6 @@
 """Write synthetic samples to disk in the ARKitFace layout (one loader serves real ARKitFace and ours)."""
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -28,34 +26,11 @@ def sample_to_record(sample: SynthSample, img_id: str) -> FaceRecord:
                       ipd_mm=sample.ipd_mm)
 
 
-_worker_generator: SampleGenerator | None = None
-
-
-def _init_worker(generator: SampleGenerator) -> None:
-    global _worker_generator
-    _worker_generator = generator
-
-
-def _draw(seed_index: tuple[int, int]) -> SynthSample:
-    return _worker_generator.sample(sample_rng(*seed_index))
-
-
-def write_samples(out_dir: Path, n: int, seed: int, split: str, generator: SampleGenerator,
-                  workers: int = 1) -> Path:
-    """Generate ``n`` samples of ``split`` into ``out_dir`` (ARKitFace layout plus ``index.csv``).
-
-    ``workers > 1`` draws samples in that many processes (this one writes them, in order); each sample has
-    its own random stream (:func:`sample_rng`), so the files are the same for any number of workers."""
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    keys = [(seed, i) for i in range(n)]
-    with ArkitLayoutWriter(out_dir) as writer, contextlib.ExitStack() as stack:
-        if workers == 1:
-            samples = (generator.sample(sample_rng(*k)) for k in keys)
-        else:
-            pool = stack.enter_context(multiprocessing.Pool(workers, _init_worker, (generator,)))
-            samples = pool.imap(_draw, keys, chunksize=4)
-        for i, sample in enumerate(tqdm(samples, total=n, desc=f"samples ({split})", unit="sample")):
+def write_samples(out_dir: Path, n: int, seed: int, split: str, generator: SampleGenerator) -> Path:
+    """Generate ``n`` samples of ``split`` into ``out_dir`` (ARKitFace layout plus ``index.csv``)."""
+    with ArkitLayoutWriter(out_dir) as writer:
+        for i in tqdm(range(n), desc=f"samples ({split})", unit="sample"):
+            sample = generator.sample(sample_rng(seed, i))
             yaw, pitch, roll = sample.yaw_pitch_roll_deg
             h, w = sample.image.shape[:2]
             writer.write(sample_to_record(sample, f"{seed}_{i:06d}"), extra={
