@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 ITERATIONS=${ITERATIONS:-16000}
-[ -f data/synth_train/index.csv ] || $PY -m pipelines.synth_cli samples --n 12000 --seed 1 --split train --out data/synth_train --workers 2
-[ -f data/synth_test/index.csv ] || $PY -m pipelines.synth_cli samples --n 1000 --seed 1000 --split test --out data/synth_test --workers 2
+[ -f data/synth_train/index.csv ] || $PY -m pipelines.synth_cli samples --n 12000 --seed 1 --split train --out data/synth_train
+[ -f data/synth_test/index.csv ] || $PY -m pipelines.synth_cli samples --n 1000 --seed 1000 --split test --out data/synth_test
 $PY -m pipelines.train_cli --config lite --data data/synth_train --out runs/lite --iterations "$ITERATIONS" \
     --batch-size 16 --lr 1e-3 --seed 0 --workers 1 --threads 2
 [ -f runs/direct/direct.pt ] || $PY -m pipelines.train_cli --direct --config lite --data data/synth_train \
