@@ -78,13 +78,17 @@ class PerspNetPredictor:
         self.flip_tta = flip_tta
 
     @torch.no_grad()
-    def network(self, images: list[np.ndarray], boxes: list[np.ndarray]) -> dict[str, np.ndarray]:
+    def network(self, images: list[np.ndarray], boxes: list[np.ndarray], keep_corr_prob: bool = False
+                ) -> dict[str, np.ndarray]:
         """Run the network on the faces in ``boxes`` ``(cx, cy, side)`` of ``images`` ``(H, W, 3) uint8``.
 
         Returns numpy arrays: ``affine (B, 2, 3)``, ``choose (B, m)`` (crop pixel index ``row * size + col``),
         ``points_face_m (B, m, 3)``, ``verts_face_m (B, n, 3)``, ``mask_fraction (B,)``; with ``flip_tta``
-        ``2m`` in place of ``m``.
+        ``2m`` in place of ``m``. ``keep_corr_prob`` adds the correspondence matrices ``corr_prob (B, m, n)``
+        (``points_face_m = corr_prob @ verts_face_m``; not with ``flip_tta``).
         """
+        if keep_corr_prob and self.flip_tta:
+            raise ValueError("keep_corr_prob: the flipped crops' matrices index mirrored vertices; use flip_tta=False")
         size = self.config.input_size
         affines = np.stack([crop_affine(np.asarray(b, float), size, self.crop.margin) for b in boxes])
         crops = np.stack([warp_crop(img, A, size) for img, A in zip(images, affines)])
@@ -102,22 +106,29 @@ class PerspNetPredictor:
             rows, cols = np.divmod(choose[b:], size)
             choose = np.concatenate([choose[:b], rows * size + (size - 1 - cols)], axis=1)
             points = np.concatenate([points[:b], points[b:] * np.array([-1.0, 1.0, 1.0])], axis=1)
-        return {"affine": affines, "choose": choose, "points_face_m": points,
-                "verts_face_m": out["verts_hat"][:b].cpu().numpy().astype(np.float64) / COORD_SCALE,
-                "mask_fraction": mask[:b].float().mean((1, 2)).cpu().numpy()}
+        result = {"affine": affines, "choose": choose, "points_face_m": points,
+                  "verts_face_m": out["verts_hat"][:b].cpu().numpy().astype(np.float64) / COORD_SCALE,
+                  "mask_fraction": mask[:b].float().mean((1, 2)).cpu().numpy()}
+        if keep_corr_prob:
+            result["corr_prob"] = out["corr_prob"].cpu().numpy().astype(np.float64)
+        return result
+
+    def image_pixels(self, net: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Full-image pixel coordinates ``(m, 2)`` (x, y) of each face's sampled pixels in :meth:`network`'s output."""
+        rows, cols = np.divmod(net["choose"], self.config.input_size)
+        crop_px = np.stack([cols, rows], axis=-1).astype(np.float64)  # (B, m, 2)
+        points_px = []
+        for A, c in zip(net["affine"], crop_px):
+            A_inv = np.linalg.inv(np.vstack([A, [0, 0, 1]]))
+            points_px.append(c @ A_inv[:2, :2].T + A_inv[:2, 2])
+        return points_px
 
     def predict(self, images: list[np.ndarray], boxes: list[np.ndarray], Ks: list[np.ndarray],
                 dist: np.ndarray | None = None, priors: list | None = None) -> list[FaceEstimate]:
         """Estimate shape and pose for each (image, box, K); ``dist``: shared OpenCV distortion coefficients;
         ``priors``: optional ``(R, t)`` warm starts, one per face (or None)."""
         net = self.network(images, boxes)
-        size = self.config.input_size
-        rows, cols = np.divmod(net["choose"], size)
-        crop_px = np.stack([cols, rows], axis=-1).astype(np.float64)  # (B, m, 2)
-        points_px = []
-        for A, c in zip(net["affine"], crop_px):
-            A_inv = np.linalg.inv(np.vstack([A, [0, 0, 1]]))
-            points_px.append(c @ A_inv[:2, :2].T + A_inv[:2, 2])
+        points_px = self.image_pixels(net)
         results = solve_pose_batch(points_px, list(net["points_face_m"]), np.stack(Ks), dist=dist, priors=priors,
                                    config=self.pnp)
         return [FaceEstimate(pnp=r, verts_face_m=net["verts_face_m"][i], points_px=points_px[i],
