@@ -16,10 +16,11 @@ from perspnet.checkpoint import load_checkpoint, save_checkpoint
 from perspnet.datasets.arkit import ArkitLayoutDataset
 from perspnet.network import config as presets
 from perspnet.network.losses import LossTargets, perspnet_loss
+from perspnet.datasets.mirror import mirror_record, mirror_vertex_map
 from perspnet.network.model import PerspNet
-from perspnet.training_data import CropConfig, TargetBuilder, collate
+from perspnet.training_data import MAX_DECODE_REDUCTION, CropConfig, TargetBuilder, collate
 
-__all__ = ["TrainConfig", "RecordDataset", "bf16_supported", "scheduled_batches", "train", "plot_curves"]
+__all__ = ["TrainConfig", "RecordDataset", "dataset_mirror_map", "bf16_supported", "scheduled_batches", "train", "plot_curves"]
 
 LOG_FIELDS = ("step", "total", "shape", "kl", "entropy", "corr", "seg", "lr", "seconds")
 
@@ -31,7 +32,11 @@ class TrainConfig:
     ``bf16``: run the network's forward pass under bfloat16 autocast (weights, optimizer and losses stay
     float32). On a CPU with native bfloat16 (AVX512-BF16, AMX) a lite step takes 0.29-0.32 s against 0.41 s
     (2-core EPYC, data loading included; the network alone runs twice as fast); elsewhere
-    it is emulated and slower, so it is refused there (see :func:`bf16_supported`)."""
+    it is emulated and slower, so it is refused there (see :func:`bf16_supported`).
+
+    ``flip_prob``: probability of training on an example's left-right mirror image
+    (:mod:`perspnet.datasets.mirror`): a mirrored face is another plausible face, so the network sees
+    twice as many identities."""
 
     data: Path
     out: Path
@@ -48,15 +53,22 @@ class TrainConfig:
     threads: int = 2
     device: str = "cpu"
     bf16: bool = False
+    flip_prob: float = 0.0
 
 
 class RecordDataset(torch.utils.data.Dataset):
     """Records of an ARKitFace-layout folder turned into training examples with online augmentation."""
 
-    def __init__(self, records: ArkitLayoutDataset, builder: TargetBuilder, augment: bool = True):
+    def __init__(self, records: ArkitLayoutDataset, builder: TargetBuilder, augment: bool = True,
+                 flip_prob: float = 0.0, mirror: np.ndarray | None = None):
+        """``mirror``: ``(n,)`` vertex twins (:func:`mirror_vertex_map`), needed when ``flip_prob > 0``."""
+        if flip_prob > 0 and mirror is None:
+            raise ValueError("flip_prob > 0 needs the mesh's vertex twins (mirror)")
         self.records = records
         self.builder = builder
         self.augment = augment
+        self.flip_prob = flip_prob
+        self.mirror = mirror
 
     def __len__(self) -> int:
         return len(self.records)
@@ -65,7 +77,18 @@ class RecordDataset(torch.utils.data.Dataset):
         # torch seeds each worker from the run's seed, so this stream is reproducible for a fixed seed
         rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,)))) if self.augment else None
         # decoded as small as leaves the crop unchanged (most of a training step's reading time is decoding)
-        return self.builder(self.records.load(i, self.builder.decode_reduction), rng)
+        record = self.records.load(i, self.builder.decode_reduction)
+        if rng is not None and rng.random() < self.flip_prob:
+            record = mirror_record(record, self.mirror)
+        return self.builder(record, rng)
+
+
+def dataset_mirror_map(records: ArkitLayoutDataset, n_template: int = 16) -> np.ndarray:
+    """``(n,)`` vertex twins of the dataset's mesh, from the mean mesh of ``n_template`` records spread over it."""
+    idx = np.linspace(0, len(records) - 1, min(n_template, len(records))).round().astype(int)
+    smallest = lambda K, verts: MAX_DECODE_REDUCTION  # noqa: E731  (only the meshes are used)
+    template = np.mean([records.load(i, smallest).verts_face_m for i in idx], axis=0)
+    return mirror_vertex_map(template, records.topology.triangles)
 
 
 def _targets(batch: dict[str, torch.Tensor], device) -> LossTargets:
@@ -130,7 +153,8 @@ def train(cfg: TrainConfig) -> Path:
         print(f"resuming {last} at step {step}")
     uv_weight = torch.from_numpy(builder.uv_weight)
     loader = torch.utils.data.DataLoader(
-        RecordDataset(records, builder), batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+        RecordDataset(records, builder, flip_prob=cfg.flip_prob,
+                      mirror=dataset_mirror_map(records) if cfg.flip_prob > 0 else None), batch_size=cfg.batch_size, shuffle=True, drop_last=True,
         num_workers=cfg.workers, collate_fn=collate, persistent_workers=cfg.workers > 0)
     log_path = out / "train_log.csv"
     new_log = not log_path.exists() or step == 0

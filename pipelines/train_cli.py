@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=d.device, help="cpu or cuda")
     ap.add_argument("--bf16", action="store_true",
                     help="bfloat16 autocast for the forward pass (needs native bf16: AVX512-BF16/AMX CPUs, CUDA)")
+    ap.add_argument("--flip-prob", type=float, default=d.flip_prob,
+                    help="probability of training on an example's left-right mirror image (default %(default)s)")
     ap.add_argument("--direct", action="store_true",
                     help="train the 'direct 6DoF regress' baseline instead (writes OUT/direct.pt)")
     args = ap.parse_args(argv)
