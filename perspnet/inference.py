@@ -65,8 +65,8 @@ class PerspNetPredictor:
         flip_tta: also run each crop mirrored left-right and add its correspondences, mirrored back (pixel
             column ``size - 1 - c``, canonical ``x -> -x``: the canonical face frame's x axis runs across
             the face), to the PnP: ``2m`` points per face for twice the network time. Single images only
-            (the tracker keeps ``m``). On the 1000 test samples: MAE_r 3.54 -> 3.26 degrees, MAE_t
-            19.67 -> 19.42 mm (yaw and roll biases of a face partly cancel with their mirror images').
+            (the tracker keeps ``m``). On the 1000 test samples: MAE_r 3.46 -> 3.25 degrees, MAE_t
+            19.72 -> 18.80 mm (yaw and roll biases of a face partly cancel with their mirror images').
     """
 
     def __init__(self, checkpoint=None, device: str = "auto", pnp: PnPConfig = PnPConfig(),

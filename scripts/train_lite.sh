@@ -2,7 +2,8 @@
 # Reproduce the shipped checkpoints (checkpoints/perspnet_lite.pt and the direct-regression baseline
 # checkpoints/direct_lite.pt) from scratch on a 2-core CPU machine, then evaluate them on the test set.
 # Safe to rerun: data generation is skipped when done, training resumes from runs/lite/last.pt.
-#   bash scripts/train_lite.sh            (about 100 min on 2 CPU cores: data 7, PerspNet 87, direct 3, evaluation 4)
+#   bash scripts/train_lite.sh            (about 100 min on one 2-core machine: data 7, PerspNet 87, direct 3,
+#                                          evaluation 4; about 2 h 5 min on a slower one: see the README)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}

@@ -74,3 +74,26 @@ def test_a_mirrored_record_is_the_mirror_image(tiny_data):
         assert len(pairs) > 0.95 * b["seg"].sum()
         pa, pb = np.array(pairs).transpose(1, 0, 2)
         np.testing.assert_allclose(pb, pa * np.array([-1.0, 1.0, 1.0]), atol=1e-3)
+
+
+def test_training_examples_are_mirrored_at_the_flip_probability(tiny_data):
+    import torch
+
+    from perspnet.train import RecordDataset
+
+    ds = ArkitLayoutDataset(tiny_data)
+    mirror = dataset_mirror_map(ds)
+    builder = TargetBuilder(ds.topology, TINY)
+    with pytest.raises(ValueError, match="vertex twins"):
+        RecordDataset(ds, builder, flip_prob=0.5)
+    flipping = RecordDataset(ds, builder, flip_prob=1.0, mirror=mirror)
+    for i in range(2):
+        torch.manual_seed(i)
+        got = flipping[i]
+        torch.manual_seed(i)
+        rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,))))
+        rng.random()  # the flip draw
+        want = builder(mirror_record(ds.load(i, builder.decode_reduction), mirror), rng)
+        np.testing.assert_array_equal(got["image"], want["image"])
+        np.testing.assert_array_equal(got["corr_vert_ids"], want["corr_vert_ids"])
+        np.testing.assert_allclose(got["R"], want["R"])
