@@ -19,7 +19,7 @@ from perspnet.network.model import spread_choose_from_mask
 from perspnet.pnp import PnPConfig, PnPResult, solve_pose_batch
 from perspnet.training_data import crop_affine, warp_crop
 
-__all__ = ["FaceEstimate", "PerspNetPredictor", "pick_device"]
+__all__ = ["FaceEstimate", "PerspNetPredictor", "crop_pixels_to_image", "pick_device"]
 
 
 @dataclass
@@ -46,6 +46,14 @@ class FaceEstimate:
     @property
     def verts_cam_m(self) -> np.ndarray:
         return transform_points(self.pnp.R_cam_face, self.pnp.t_cam_face, self.verts_face_m)
+
+
+def crop_pixels_to_image(choose: np.ndarray, affine: np.ndarray, size: int) -> np.ndarray:
+    """Full-image pixel coordinates ``(m, 2)`` (x, y) of flat crop pixel indices ``choose (m,)``
+    (``row * size + col``) under the crop affine ``(2, 3)`` (full image -> crop pixels)."""
+    rows, cols = np.divmod(choose, size)
+    A_inv = np.linalg.inv(np.vstack([affine, [0.0, 0.0, 1.0]]))
+    return np.column_stack([cols, rows]).astype(np.float64) @ A_inv[:2, :2].T + A_inv[:2, 2]
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -115,13 +123,7 @@ class PerspNetPredictor:
 
     def image_pixels(self, net: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Full-image pixel coordinates ``(m, 2)`` (x, y) of each face's sampled pixels in :meth:`network`'s output."""
-        rows, cols = np.divmod(net["choose"], self.config.input_size)
-        crop_px = np.stack([cols, rows], axis=-1).astype(np.float64)  # (B, m, 2)
-        points_px = []
-        for A, c in zip(net["affine"], crop_px):
-            A_inv = np.linalg.inv(np.vstack([A, [0, 0, 1]]))
-            points_px.append(c @ A_inv[:2, :2].T + A_inv[:2, 2])
-        return points_px
+        return [crop_pixels_to_image(c, A, self.config.input_size) for c, A in zip(net["choose"], net["affine"])]
 
     def predict(self, images: list[np.ndarray], boxes: list[np.ndarray], Ks: list[np.ndarray],
                 dist: np.ndarray | None = None, priors: list | None = None) -> list[FaceEstimate]:

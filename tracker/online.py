@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from perspnet.face_model import FaceModel
-from perspnet.inference import PerspNetPredictor
+from perspnet.inference import PerspNetPredictor, crop_pixels_to_image
 from perspnet.intrinsics import Intrinsics, undistort_points
 from perspnet.landmark_ids import EYE_CORNERS
 from perspnet.landmarker import FaceLandmarker
@@ -206,14 +206,6 @@ class StageTimer:
             self.seconds[stage] += time.perf_counter() - start
 
 
-def _image_pixels(choose: np.ndarray, affine: np.ndarray, size: int) -> np.ndarray:
-    """Full-image pixels ``(m, 2)`` of flat crop indices ``choose (m,)`` (``row * size + col``) under
-    the crop affine ``(2, 3)`` (image -> crop), as :meth:`PerspNetPredictor.predict` maps them."""
-    rows, cols = np.divmod(choose, size)
-    A_inv = np.linalg.inv(np.vstack([affine, [0.0, 0.0, 1.0]]))
-    return np.column_stack([cols, rows]).astype(np.float64) @ A_inv[:2, :2].T + A_inv[:2, 2]
-
-
 def solve_frame(corr: Correspondences, verts_raw_face_m: np.ndarray, identity: IdentityEstimator, mesh: MeshIndex,
                 K: np.ndarray, prior: tuple[np.ndarray, np.ndarray] | None, config: MeasureConfig
                 ) -> tuple[Measurement, FrameShape]:
@@ -344,7 +336,7 @@ class OnlineTracker:
     def _correspondences(self, net: dict[str, np.ndarray], j: int) -> Correspondences:
         """Batch item ``j`` of the network output: pixels undistorted, 3D points as mesh coordinates."""
         tri, bary = closest_on_mesh(net["points_face_m"][j], net["verts_face_m"][j], self.mesh)
-        points_px = _image_pixels(net["choose"][j], net["affine"][j], self.predictor.config.input_size)
+        points_px = crop_pixels_to_image(net["choose"][j], net["affine"][j], self.predictor.config.input_size)
         return Correspondences(undistort_points(points_px, self.intr), tri, bary)
 
     def _network(self, frames: list[Frame], boxes: list[np.ndarray | None], first: int = 0
