@@ -36,7 +36,9 @@ class TrainConfig:
 
     ``flip_prob``: probability of training on an example's left-right mirror image
     (:mod:`perspnet.datasets.mirror`): a mirrored face is another plausible face, so the network sees
-    twice as many identities."""
+    twice as many identities.
+
+    ``off_centre_prob``: share of crops moved partly off the face (:class:`perspnet.training_data.CropConfig`)."""
 
     data: Path
     out: Path
@@ -54,6 +56,7 @@ class TrainConfig:
     device: str = "cpu"
     bf16: bool = False
     flip_prob: float = 0.0
+    off_centre_prob: float = 0.0
 
 
 class RecordDataset(torch.utils.data.Dataset):
@@ -134,7 +137,7 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     records = ArkitLayoutDataset(cfg.data)
     model_cfg = getattr(presets, cfg.preset)()
-    crop = CropConfig()
+    crop = CropConfig(off_centre_prob=cfg.off_centre_prob)
     builder = TargetBuilder(records.topology, model_cfg, crop)
     device = torch.device(cfg.device)
     if cfg.bf16 and not bf16_supported(device):

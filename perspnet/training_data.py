@@ -25,11 +25,21 @@ __all__ = ["CropConfig", "crop_affine", "box_from_points", "area_shrink_factor",
 @dataclass(frozen=True)
 class CropConfig:
     """How the face crop is taken. ``margin``: crop side / face box side. Jitter applies in training only:
-    centre shift as a fraction of the box side, log-uniform scale factor range."""
+    centre shift as a fraction of the box side, log-uniform scale factor range.
+
+    ``off_centre_prob``: in training, the share of crops whose centre is moved ``off_centre_shift`` (a
+    range, fractions of the box side, in a random direction) off the face, so that part of the face leaves
+    the crop and background fills the rest. Centred crops never show a crop with little face in it, and the
+    tracker's crops after a fast move or a lost face do: the segmentation must say "no face" there
+    (the tracker re-detects when its mask shrinks). A crop keeps at least ``min_face_frac`` of its pixels
+    on the face (else the shift is drawn again, then dropped)."""
 
     margin: float = 1.5
     shift_jitter: float = 0.1
     scale_jitter: tuple[float, float] = (0.9, 1.12)
+    off_centre_prob: float = 0.0
+    off_centre_shift: tuple[float, float] = (0.4, 0.9)
+    min_face_frac: float = 0.03
 
 
 def box_from_points(points_px: np.ndarray) -> np.ndarray:
@@ -126,19 +136,21 @@ class TargetBuilder:
         ``corr_vert_ids (m, 3) int64``, ``corr_bary (m, 3)``, ``affine (2, 3)`` full image -> crop,
         ``box (3,)`` the (jittered) face box (cx, cy, side) in pixels, ``K (3, 3)``, ``R (3, 3)``, ``t (3,)``, ``verts_face (n, 3)`` metres.
         """
-        cfg, size = self.config, self.config.input_size
+        size = self.config.input_size
         verts_cam = record.verts_cam_m
         px = project_points(record.K, verts_cam)
-        box = box_from_points(px)
-        if rng is not None:
-            box = box + np.array([*rng.uniform(-1, 1, 2) * self.crop.shift_jitter * box[2], 0.0])
-            box[2] *= np.exp(rng.uniform(*np.log(self.crop.scale_jitter)))
-        A = crop_affine(box, size, self.crop.margin)
+        face_box = box_from_points(px)
+        off_centre = rng is not None and self.crop.off_centre_prob > 0 and rng.random() < self.crop.off_centre_prob
+        for attempt in range(3 if off_centre else 1):
+            box = self._jittered_box(face_box, rng, off_centre and attempt < 2)
+            A = crop_affine(box, size, self.crop.margin)
+            crop_px = px @ A[:, :2].T + A[:, 2]
+            raster = rasterize(crop_px, verts_cam[:, 2], self.topology.triangles, size, size, cull_back=True)
+            if raster.mask.mean() >= self.crop.min_face_frac:
+                break
         crop = warp_crop(record.image_rgb, A, size)
         if rng is not None:
             crop = _colour_jitter(rng, crop)
-        crop_px = px @ A[:, :2].T + A[:, 2]
-        raster = rasterize(crop_px, verts_cam[:, 2], self.topology.triangles, size, size, cull_back=True)
         seg = raster.mask
         choose = self._choose(seg, rng)
         rows, cols = np.divmod(choose, size)
@@ -152,6 +164,17 @@ class TargetBuilder:
                 "points": points, "corr_vert_ids": vert_ids, "corr_bary": bary, "affine": A,
                 "box": box, "K": record.K, "R": record.R_cam_face, "t": record.t_cam_face,
                 "verts_face": record.verts_face_m}
+
+    def _jittered_box(self, face_box: np.ndarray, rng: np.random.Generator | None, off_centre: bool) -> np.ndarray:
+        """The crop's box ``(cx, cy, side)`` (pixels): the face box, jittered in training (class doc)."""
+        if rng is None:
+            return face_box
+        box = face_box + np.array([*rng.uniform(-1, 1, 2) * self.crop.shift_jitter * face_box[2], 0.0])
+        if off_centre:
+            angle = rng.uniform(0, 2 * np.pi)
+            box[:2] += np.array([np.cos(angle), np.sin(angle)]) * rng.uniform(*self.crop.off_centre_shift) * face_box[2]
+        box[2] *= np.exp(rng.uniform(*np.log(self.crop.scale_jitter)))
+        return box
 
     def _choose(self, seg: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
         """``m`` flat pixel indices inside the face mask (repeated when there are fewer)."""

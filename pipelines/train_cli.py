@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="bfloat16 autocast for the forward pass (needs native bf16: AVX512-BF16/AMX CPUs, CUDA)")
     ap.add_argument("--flip-prob", type=float, default=d.flip_prob,
                     help="probability of training on an example's left-right mirror image (default %(default)s)")
+    ap.add_argument("--off-centre-prob", type=float, default=d.off_centre_prob,
+                    help="share of training crops moved partly off the face (CropConfig; default %(default)s)")
     ap.add_argument("--direct", action="store_true",
                     help="train the 'direct 6DoF regress' baseline instead (writes OUT/direct.pt)")
     args = ap.parse_args(argv)

@@ -14,7 +14,7 @@ from perspnet.inference import PerspNetPredictor
 from perspnet.metrics import METRIC_KEYS
 from perspnet.network.config import COORD_SCALE
 from perspnet.train import TrainConfig, bf16_supported, train
-from perspnet.training_data import TargetBuilder, crop_affine, warp_crop
+from perspnet.training_data import CropConfig, TargetBuilder, crop_affine, warp_crop
 
 from conftest import TINY
 
@@ -66,6 +66,27 @@ def test_targets_are_exact(tiny_data):
         np.testing.assert_allclose(crop_px, np.column_stack([cols, rows]), atol=2e-3)
         assert ex["uv_map"].shape == (3, 32, 32)
         assert np.abs(ex["uv_map"]).max() < 1.5  # network units: metres * 10
+
+
+def test_off_centre_crops_leave_part_of_the_face_out(tiny_data):
+    ds = ArkitLayoutDataset(tiny_data)
+    centred = TargetBuilder(ds.topology, TINY)
+    off = TargetBuilder(ds.topology, TINY, CropConfig(off_centre_prob=1.0))
+    kept = []
+    for k in range(6):
+        rec = ds[k]
+        a, b = centred(rec, np.random.default_rng(k)), off(rec, np.random.default_rng(k))
+        face_px = project_points(rec.K, rec.verts_cam_m)
+        in_crop = lambda ex: face_px @ ex["affine"][:, :2].T + ex["affine"][:, 2]  # noqa: E731
+        inside = lambda ex: np.all((in_crop(ex) >= 0) & (in_crop(ex) <= 63), axis=1).mean()  # noqa: E731
+        # the centred crop holds the whole face; the moved one cuts part of it off, its centre lies far from
+        # the crop's, and what is left is still enough face for the targets (all chosen pixels on it)
+        assert inside(a) == 1.0 and inside(b) < 1.0
+        kept.append(inside(b))
+        assert np.linalg.norm(in_crop(b).mean(0) - 31.5) > np.linalg.norm(in_crop(a).mean(0) - 31.5) + 5
+        assert b["seg"].mean() >= off.crop.min_face_frac
+        assert b["seg"].reshape(-1)[b["choose"]].all()
+    assert np.mean(kept) < 0.85
 
 
 def test_tiny_training_run_loss_goes_down_and_resumes(tiny_data, tmp_path, monkeypatch):
