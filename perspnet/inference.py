@@ -86,14 +86,15 @@ class PerspNetPredictor:
         self.flip_tta = flip_tta
 
     @torch.no_grad()
-    def network(self, images: list[np.ndarray], boxes: list[np.ndarray], keep_corr_prob: bool = False
-                ) -> dict[str, np.ndarray]:
+    def network(self, images: list[np.ndarray], boxes: list[np.ndarray], keep_corr_prob: bool = False,
+                keep_masks: bool = False) -> dict[str, np.ndarray]:
         """Run the network on the faces in ``boxes`` ``(cx, cy, side)`` of ``images`` ``(H, W, 3) uint8``.
 
         Returns numpy arrays: ``affine (B, 2, 3)``, ``choose (B, m)`` (crop pixel index ``row * size + col``),
         ``points_face_m (B, m, 3)``, ``verts_face_m (B, n, 3)``, ``mask_fraction (B,)``; with ``flip_tta``
         ``2m`` in place of ``m``. ``keep_corr_prob`` adds the correspondence matrices ``corr_prob (B, m, n)``
-        (``points_face_m = corr_prob @ verts_face_m``; not with ``flip_tta``).
+        (``points_face_m = corr_prob @ verts_face_m``; not with ``flip_tta``); ``keep_masks`` the predicted
+        face masks ``mask (B, S, S) bool`` (crop pixels).
         """
         if keep_corr_prob and self.flip_tta:
             raise ValueError("keep_corr_prob: the flipped crops' matrices index mirrored vertices; use flip_tta=False")
@@ -117,6 +118,8 @@ class PerspNetPredictor:
         result = {"affine": affines, "choose": choose, "points_face_m": points,
                   "verts_face_m": out["verts_hat"][:b].cpu().numpy().astype(np.float64) / COORD_SCALE,
                   "mask_fraction": mask[:b].float().mean((1, 2)).cpu().numpy()}
+        if keep_masks:
+            result["mask"] = mask[:b].cpu().numpy()
         if keep_corr_prob:
             result["corr_prob"] = out["corr_prob"].cpu().numpy().astype(np.float64)
         return result

@@ -153,6 +153,8 @@ def test_inference_and_evaluation_run(tiny_data, tiny_checkpoint):
     box = np.array([*project_points(rec.K, rec.verts_cam_m).mean(0), 200.0])
     est = predictor.predict([rec.image_rgb], [box], [rec.K])[0]
     assert est.points_px.shape == (64, 2) and est.verts_face_m.shape == (468, 3)
+    net = predictor.network([rec.image_rgb], [box], keep_masks=True)
+    assert net["mask"].shape == (1, 64, 64) and net["mask"].mean() == pytest.approx(est.mask_fraction)
     results = evaluate(EvalConfig(data=tiny_data, checkpoint=final, limit=4, batch_size=2, device="cpu"))
     assert set(METRIC_KEYS) <= set(results["perspnet"])
     assert results["perspnet"]["n"] + results["perspnet"]["failures"] == 4
