@@ -377,10 +377,10 @@ class OnlineTracker:
         history = self._mask_history
         return len(history) >= 3 and mask_fraction < self.config.redetect_mask_drop * float(np.median(history))
 
-    def _looks_different(self, frame: Frame, box: np.ndarray) -> bool:
-        """Whether ``box`` on ``frame`` looks unlike the last accepted frame's box (step 4)."""
-        return (self._thumbnail is not None and box_similarity(box_thumbnail(frame.image_rgb, box), self._thumbnail)
-                < self.config.redetect_min_similarity)
+    def _looks_different(self, thumbnail: np.ndarray | None) -> bool:
+        """Whether a box's :func:`box_thumbnail` looks unlike the last accepted frame's (step 4)."""
+        return (thumbnail is not None and self._thumbnail is not None
+                and box_similarity(thumbnail, self._thumbnail) < self.config.redetect_min_similarity)
 
     def _off_box(self, m: Measurement, shape: FrameShape, box: np.ndarray) -> bool:
         """Whether the pose puts the face away from the box it was measured in (the crop saw part of it)."""
@@ -399,10 +399,11 @@ class OnlineTracker:
         w, h, min_px = self.intr.width, self.intr.height, self.config.min_face_px
         for i, (frame, time_s) in enumerate(zip(frames, times)):
             m, shape, verts_raw, corr = self._measure(net, slot.get(i), time_s)
+            thumbnail = None if boxes[i] is None else box_thumbnail(frame.image_rgb, boxes[i])
             on_box = m is not None and m.accepted and not self._off_box(m, shape, boxes[i])
             if (sources[i] in ("track", "detect-reuse") and redetections < self.config.redetect_per_batch
                     and (not on_box or self._mask_dropped(net["mask_fraction"][slot[i]])
-                         or self._looks_different(frame, boxes[i]))):
+                         or self._looks_different(thumbnail))):
                 # the face may have left a box that was not found on this frame: look for it here (step 4)
                 redetections += 1
                 found = self._detect(frame.image_rgb, time_s).box
@@ -413,6 +414,7 @@ class OnlineTracker:
                     sources[i:] = ["redetect"] + ["detect-reuse"] * (len(frames) - i - 1)
                     net, slot = self._network(frames, boxes, first=i)
                     m, shape, verts_raw, corr = self._measure(net, slot.get(i), time_s)
+                    thumbnail = box_thumbnail(frame.image_rgb, found)
             self.cold_fallbacks += m is not None and m.cold_fallback
             accepted = m is not None and m.accepted
             with self.timer("pnp"):
@@ -428,7 +430,7 @@ class OnlineTracker:
                     self.identity.add(verts_raw, m.pnp.confidence)
                 self._shape = shape.verts_face_m
                 self._mask_history.append(float(net["mask_fraction"][slot[i]]))
-                self._thumbnail = box_thumbnail(frame.image_rgb, boxes[i])
+                self._thumbnail = thumbnail
             results.append(FrameResult(frame.index, frame.timestamp_s, time_s, boxes[i], sources[i], m, shape,
                                        verts_raw, corr, self._eye_corners(frame, boxes[i], accepted)))
         return results
