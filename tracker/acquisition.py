@@ -127,7 +127,8 @@ def box_thumbnail(image_rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
     y0, y1 = (int(np.clip(round(c), 0, h)) for c in (cy - side / 2, cy + side / 2))
     if x1 <= x0 or y1 <= y0:  # the box lies outside the image
         return np.zeros((THUMB_PX, THUMB_PX), np.float32)
-    grey = cv2.resize(image_rgb[y0:y1, x0:x1], (THUMB_PX, THUMB_PX), interpolation=cv2.INTER_AREA).astype(np.float32).mean(axis=2)
+    small = cv2.resize(image_rgb[y0:y1, x0:x1], (THUMB_PX, THUMB_PX), interpolation=cv2.INTER_AREA)
+    grey = small.astype(np.float32).mean(axis=2)
     grey -= grey.mean()
     norm = float(np.linalg.norm(grey))
     return grey / norm if norm > 1e-6 else np.zeros_like(grey)
@@ -136,4 +137,3 @@ def box_thumbnail(image_rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
 def box_similarity(a: np.ndarray, b: np.ndarray) -> float:
     """Normalised cross-correlation in [-1, 1] of two :func:`box_thumbnail` s (0 when either is flat)."""
     return float(np.sum(a * b))
-
