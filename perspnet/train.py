@@ -38,7 +38,10 @@ class TrainConfig:
     (:mod:`perspnet.datasets.mirror`): a mirrored face is another plausible face, so the network sees
     twice as many identities.
 
-    ``off_centre_prob``: share of crops moved partly off the face (:class:`perspnet.training_data.CropConfig`)."""
+    ``off_centre_prob``: share of crops moved partly off the face (:class:`perspnet.training_data.CropConfig`).
+
+    ``points``: ``m``, pixels per crop paired with the mesh (rows of ``M``) when training and, since the
+    checkpoint carries it, at test time; ``None`` keeps the preset's (lite 256, paper 1024)."""
 
     data: Path
     out: Path
@@ -57,6 +60,7 @@ class TrainConfig:
     bf16: bool = False
     flip_prob: float = 0.0
     off_centre_prob: float = 0.0
+    points: int | None = None
 
 
 class RecordDataset(torch.utils.data.Dataset):
@@ -137,6 +141,8 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     records = ArkitLayoutDataset(cfg.data)
     model_cfg = getattr(presets, cfg.preset)()
+    if cfg.points is not None:
+        model_cfg = dataclasses.replace(model_cfg, n_points=cfg.points)
     crop = CropConfig(off_centre_prob=cfg.off_centre_prob)
     builder = TargetBuilder(records.topology, model_cfg, crop)
     device = torch.device(cfg.device)

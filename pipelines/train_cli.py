@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="probability of training on an example's left-right mirror image (default %(default)s)")
     ap.add_argument("--off-centre-prob", type=float, default=d.off_centre_prob,
                     help="share of training crops moved partly off the face (CropConfig; default %(default)s)")
+    ap.add_argument("--points", type=int, default=d.points,
+                    help="m, pixels per crop paired with the mesh (default: the config's, lite 256, paper 1024)")
     ap.add_argument("--direct", action="store_true",
                     help="train the 'direct 6DoF regress' baseline instead (writes OUT/direct.pt)")
     args = ap.parse_args(argv)

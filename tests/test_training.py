@@ -107,6 +107,24 @@ def test_tiny_training_run_loss_goes_down_and_resumes(tiny_data, tmp_path, monke
     assert all(not v.is_floating_point() or v.dtype == torch.float32 for v in model.state_dict().values())
 
 
+def test_points_sets_m_for_training_and_inference(tiny_data, tmp_path, monkeypatch):
+    """``--points`` changes how many pixels each crop pairs with the mesh; the checkpoint carries it, so
+    inference samples as many."""
+    monkeypatch.setattr("perspnet.network.config.lite", lambda: TINY)
+    cfg = TrainConfig(data=tiny_data, out=tmp_path / "m40", iterations=3, batch_size=2, warmup=1, log_every=1,
+                      workers=0, threads=2, points=40)
+    final = train(cfg)
+    log = pd.read_csv(tmp_path / "m40" / "train_log.csv")
+    assert np.isfinite(log["total"]).all() and len(log) == 3
+    model, _, _, _ = load_checkpoint(final)
+    assert model.config.n_points == 40 != TINY.n_points
+    assert replace(model.config, n_points=TINY.n_points) == TINY
+    rec = ArkitLayoutDataset(tiny_data)[0]
+    box = np.array([*project_points(rec.K, rec.verts_cam_m).mean(0), 200.0])
+    est = PerspNetPredictor(final, "cpu").predict([rec.image_rgb], [box], [rec.K])[0]
+    assert est.points_px.shape == (40, 2)
+
+
 @pytest.mark.skipif(not bf16_supported(torch.device("cpu")), reason="this CPU has no native bfloat16")
 def test_bf16_training_follows_the_float32_run(tiny_data, tmp_path, monkeypatch):
     """bfloat16 autocast changes the arithmetic, not the optimisation: the loss curve stays within a few
