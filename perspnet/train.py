@@ -1,6 +1,7 @@
 """Training loop for PerspNet: progress bar, periodic checkpoints, resume, fixed seeds, loss log and curves."""
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import math
@@ -20,7 +21,7 @@ from perspnet.datasets.mirror import mirror_record, mirror_vertex_map
 from perspnet.network.model import PerspNet
 from perspnet.training_data import MAX_DECODE_REDUCTION, CropConfig, TargetBuilder, collate
 
-__all__ = ["TrainConfig", "RecordDataset", "dataset_mirror_map", "bf16_supported", "scheduled_batches", "train", "plot_curves"]
+__all__ = ["TrainConfig", "RecordDataset", "dataset_mirror_map", "bf16_supported", "WeightAverage", "scheduled_batches", "train", "plot_curves"]
 
 LOG_FIELDS = ("step", "total", "shape", "kl", "entropy", "corr", "seg", "lr", "seconds")
 
@@ -41,7 +42,11 @@ class TrainConfig:
     ``off_centre_prob``: share of crops moved partly off the face (:class:`perspnet.training_data.CropConfig`).
 
     ``points``: ``m``, pixels per crop paired with the mesh (rows of ``M``) when training and, since the
-    checkpoint carries it, at test time; ``None`` keeps the preset's (lite 256, paper 1024)."""
+    checkpoint carries it, at test time; ``None`` keeps the preset's (lite 256, paper 1024).
+
+    ``ema``: decay of an exponential moving average of the weights (and batch-norm statistics) kept beside
+    the trained ones (:class:`WeightAverage`); ``final.pt`` then holds the average and ``final_raw.pt`` the
+    last step's weights. 0 keeps no average."""
 
     data: Path
     out: Path
@@ -61,6 +66,38 @@ class TrainConfig:
     flip_prob: float = 0.0
     off_centre_prob: float = 0.0
     points: int | None = None
+    ema: float = 0.0
+
+
+class WeightAverage:
+    """Exponential moving average of a model's state (parameters and float buffers; integer buffers are
+    copied). The decay ramps up as ``min(decay, (1 + k) / (10 + k))`` over the first updates ``k``, so the
+    average does not hold on to the random initialisation."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.updates = 0
+        self.model = copy.deepcopy(model).requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        mine, theirs = self.model.state_dict(), model.state_dict()
+        floats = [k for k, v in mine.items() if v.is_floating_point()]
+        torch._foreach_lerp_([mine[k] for k in floats], [theirs[k] for k in floats], 1.0 - d)
+        for k, v in mine.items():
+            if not v.is_floating_point():
+                v.copy_(theirs[k])
+        self.updates += 1
+
+    def state_dict(self) -> dict:
+        return {"weights": self.model.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["weights"])
+        self.updates = int(state["updates"])
 
 
 class RecordDataset(torch.utils.data.Dataset):
@@ -151,12 +188,17 @@ def train(cfg: TrainConfig) -> Path:
                          "train without bf16")
     model = PerspNet(model_cfg, records.topology.uvs).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    average = WeightAverage(model, cfg.ema) if cfg.ema > 0 else None
     step = 0
     last = out / "last.pt"
     if last.exists():
         model_loaded, _, _, payload = load_checkpoint(last, device)
         model.load_state_dict(model_loaded.state_dict())
         opt.load_state_dict(payload["optimizer"])
+        if average is not None:
+            if "ema" not in payload:
+                raise ValueError(f"{last}: was trained without --ema, cannot resume it with an average")
+            average.load_state_dict(payload["ema"])
         step = int(payload["step"])
         torch.set_rng_state(payload["torch_rng"])
         print(f"resuming {last} at step {step}")
@@ -172,7 +214,8 @@ def train(cfg: TrainConfig) -> Path:
     if new_log:
         writer.writeheader()
     extra = lambda: {"optimizer": opt.state_dict(), "step": step, "torch_rng": torch.get_rng_state(),  # noqa: E731
-                     "train_config": {k: str(v) for k, v in dataclasses.asdict(cfg).items()}}
+                     "train_config": {k: str(v) for k, v in dataclasses.asdict(cfg).items()},
+                     **({"ema": average.state_dict()} if average is not None else {})}
     model.train()
     t0 = time.time()
     running: dict[str, float] = {}
@@ -188,6 +231,8 @@ def train(cfg: TrainConfig) -> Path:
             terms.total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
+            if average is not None:
+                average.update(model)
             step += 1
             for k, v in terms.as_floats().items():
                 running[k] = running.get(k, 0.0) + v
@@ -204,6 +249,9 @@ def train(cfg: TrainConfig) -> Path:
                 plot_curves(log_path, out / "training_curves.png")
     log_file.close()
     final = out / "final.pt"
+    if average is not None:
+        save_checkpoint(out / "final_raw.pt", model, records.topology, crop, {"step": step}, half=True)
+        model = average.model
     save_checkpoint(final, model, records.topology, crop, {"step": step}, half=True)
     plot_curves(log_path, out / "training_curves.png")
     return final

@@ -1,7 +1,8 @@
 """``perspnet-train``: train PerspNet on an ARKitFace-layout folder (ours or the real dataset).
 
-Resumes from ``OUT/last.pt`` when it exists; writes ``OUT/final.pt`` (float16 weights), ``OUT/train_log.csv``
-and ``OUT/training_curves.png``.
+Resumes from ``OUT/last.pt`` when it exists; writes ``OUT/final.pt`` (float16 weights; with ``--ema`` the
+weight average, and the last step's weights in ``OUT/final_raw.pt``), ``OUT/train_log.csv`` and
+``OUT/training_curves.png``.
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of training crops moved partly off the face (CropConfig; default %(default)s)")
     ap.add_argument("--points", type=int, default=d.points,
                     help="m, pixels per crop paired with the mesh (default: the config's, lite 256, paper 1024)")
+    ap.add_argument("--ema", type=float, default=d.ema, metavar="DECAY",
+                    help="keep an exponential moving average of the weights (e.g. 0.999); final.pt holds it, "
+                         "final_raw.pt the last step's weights (default: no average)")
     ap.add_argument("--direct", action="store_true",
                     help="train the 'direct 6DoF regress' baseline instead (writes OUT/direct.pt)")
     args = ap.parse_args(argv)

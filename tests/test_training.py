@@ -13,7 +13,7 @@ from perspnet.evaluate import EvalConfig, evaluate
 from perspnet.inference import PerspNetPredictor
 from perspnet.metrics import METRIC_KEYS
 from perspnet.network.config import COORD_SCALE
-from perspnet.train import TrainConfig, bf16_supported, train
+from perspnet.train import TrainConfig, WeightAverage, bf16_supported, train
 from perspnet.training_data import CropConfig, TargetBuilder, crop_affine, warp_crop
 
 from conftest import TINY
@@ -224,3 +224,52 @@ def test_oracle_correspondences_recover_pose(tiny_data):
         m = sample_metrics(res.R_cam_face, res.t_cam_face, rec.verts_face_m, rec.R_cam_face, rec.t_cam_face,
                            rec.verts_face_m)
         assert res.success and m.mae_r < 0.05 and m.mae_t < 0.5, (m.mae_r, m.mae_t)
+
+
+def test_weight_average_leaves_the_run_alone_and_resumes(tiny_data, tmp_path, monkeypatch):
+    """``--ema``: the trained weights are those of a run without it (``final_raw.pt``), ``final.pt`` holds
+    their moving average, and a run cut in two and resumed ends with the same average as one in one go."""
+    monkeypatch.setattr("perspnet.network.config.lite", lambda: TINY)
+    cfg = TrainConfig(data=tiny_data, out=tmp_path / "plain", iterations=8, batch_size=2, lr=2e-3, warmup=2,
+                      ckpt_every=4, log_every=2, workers=0, threads=2)
+    weights = lambda path: load_checkpoint(path)[0].state_dict()  # noqa: E731
+    plain = weights(train(cfg))
+    ema = replace(cfg, out=tmp_path / "ema", ema=0.9)
+    averaged = weights(train(ema))
+    raw = weights(tmp_path / "ema" / "final_raw.pt")
+    floats = [k for k, v in plain.items() if v.is_floating_point() and "weight" in k]
+    for k in floats:
+        torch.testing.assert_close(raw[k], plain[k], rtol=0, atol=0)
+    assert max(float((averaged[k] - raw[k]).abs().max()) for k in floats) > 0  # the average lags the last step
+    payload = load_checkpoint(tmp_path / "ema" / "last.pt")[3]  # what a resumed run starts from
+    assert payload["ema"]["updates"] == 8
+    for k in floats:
+        torch.testing.assert_close(payload["ema"]["weights"][k].half().float(), averaged[k], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="without --ema"):
+        train(replace(cfg, iterations=10, ema=0.9))
+
+
+def test_weight_average_follows_its_recurrence():
+    """Each update moves the average a share ``1 - d`` towards the model, ``d = min(decay, (1+k)/(10+k))``;
+    integer buffers (batch-norm's step count) are copied, not averaged; a copy restored from its state
+    (a resumed run) continues the same."""
+    model = torch.nn.Sequential(torch.nn.Linear(1, 1, bias=False), torch.nn.BatchNorm1d(1))
+    torch.nn.init.zeros_(model[0].weight)
+    average = WeightAverage(model, decay=0.25)
+    expected = 0.0
+    for k, w in enumerate([1.0, 2.0, -3.0, 4.0]):
+        model[0].weight.data.fill_(w)
+        model[1].num_batches_tracked.fill_(10 * k)
+        average.update(model)
+        d = min(0.25, (1 + k) / (10 + k))
+        expected = d * expected + (1 - d) * w
+        assert float(average.model[0].weight) == pytest.approx(expected, rel=1e-6)
+        assert int(average.model[1].num_batches_tracked) == 10 * k
+    assert d == 0.25 and float(model[0].weight) == 4.0  # the ramp reached the decay; the model is untouched
+    restored = WeightAverage(torch.nn.Sequential(torch.nn.Linear(1, 1, bias=False), torch.nn.BatchNorm1d(1)), 0.25)
+    restored.load_state_dict(average.state_dict())
+    for a in (average, restored):
+        a.update(model)
+    assert float(restored.model[0].weight) == float(average.model[0].weight) == pytest.approx(0.25 * expected + 3.0)
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(model, 1.0)
