@@ -6,7 +6,8 @@ import doctest
 import cv2
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
+from scipy.spatial.transform import Rotation
 
 from perspnet import pnp
 from perspnet.conventions import matrix_from_euler_deg, project_points, rotation_angle_deg, transform_points
@@ -250,6 +251,7 @@ def test_module_example_runs():
 @given(yaw=st.floats(-80, 80), pitch=st.floats(-45, 45), roll=st.floats(-90, 90),
        x=st.floats(-0.3, 0.3), y=st.floats(-0.3, 0.3), z=st.floats(0.25, 3.0),
        n=st.integers(6, 468), seed=st.integers(0, 2**31 - 1))
+@example(yaw=0.0, pitch=0.0, roll=0.0001, x=0.0, y=0.0, z=0.5, n=6, seed=0)  # near identity (found by CI)
 def test_property_project_then_pnp_is_consistent(verts, yaw, pitch, roll, x, y, z, n, seed):
     """For a random pose with the face in front of the camera, PnP on exact projections returns that pose,
     and the conventions' projection agrees with OpenCV's for it."""
@@ -257,9 +259,9 @@ def test_property_project_then_pnp_is_consistent(verts, yaw, pitch, roll, x, y, 
     face = verts[np.random.default_rng(seed).choice(len(verts), size=n, replace=False)]
     cam = transform_points(R, t, face)
     px = project_points(K, cam)
-    cv_px, _ = cv2.projectPoints(face, cv2.Rodrigues(R)[0], t, K, None)
-    # 1e-4 px: OpenCV gets R back through a Rodrigues vector, which costs up to ~5e-5 px at some poses;
-    # a convention mismatch would be off by pixels
+    # OpenCV takes R as a rotation vector; scipy's is exact near the identity, where cv2.Rodrigues(R) loses
+    # digits (roll 1e-4 degrees cost it 2e-4 px). 1e-4 px: a convention mismatch would be off by pixels
+    cv_px, _ = cv2.projectPoints(face, Rotation.from_matrix(R).as_rotvec(), t, K, None)
     np.testing.assert_allclose(px, cv_px.reshape(-1, 2), atol=1e-4)
 
     res = solve_pose(px, face, K)
