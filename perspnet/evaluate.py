@@ -37,7 +37,7 @@ class EvalConfig:
     limit: int | None = None
     batch_size: int = 16
     device: str = "auto"
-    flip_tta: bool = False
+    tta: str = "none"
 
 
 class _Tally:
@@ -101,7 +101,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, dict]:
     records = _open_dataset(cfg.data)
     face_model = load_face_model()
     n = len(records) if cfg.limit is None else min(cfg.limit, len(records))
-    predictor = PerspNetPredictor(cfg.checkpoint, cfg.device, flip_tta=cfg.flip_tta)
+    predictor = PerspNetPredictor(cfg.checkpoint, cfg.device, tta=cfg.tta)
     topology = getattr(records, "topology", None)
     if topology is not None and topology.n_verts != predictor.topology.n_verts:
         raise ValueError(f"{cfg.data}: its mesh has {topology.n_verts} vertices ({topology.name}) but the "

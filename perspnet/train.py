@@ -41,6 +41,8 @@ class TrainConfig:
 
     ``off_centre_prob``: share of crops moved partly off the face (:class:`perspnet.training_data.CropConfig`).
 
+    ``shading_gradient``: largest strength of the brightness ramp over training crops (``CropConfig``).
+
     ``points``: ``m``, pixels per crop paired with the mesh (rows of ``M``) when training and, since the
     checkpoint carries it, at test time; ``None`` keeps the preset's (lite 256, paper 1024).
 
@@ -65,6 +67,7 @@ class TrainConfig:
     bf16: bool = False
     flip_prob: float = 0.0
     off_centre_prob: float = 0.0
+    shading_gradient: float = 0.0
     points: int | None = None
     ema: float = 0.0
 
@@ -180,7 +183,7 @@ def train(cfg: TrainConfig) -> Path:
     model_cfg = getattr(presets, cfg.preset)()
     if cfg.points is not None:
         model_cfg = dataclasses.replace(model_cfg, n_points=cfg.points)
-    crop = CropConfig(off_centre_prob=cfg.off_centre_prob)
+    crop = CropConfig(off_centre_prob=cfg.off_centre_prob, shading_gradient=cfg.shading_gradient)
     builder = TargetBuilder(records.topology, model_cfg, crop)
     device = torch.device(cfg.device)
     if cfg.bf16 and not bf16_supported(device):

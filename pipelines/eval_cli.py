@@ -9,6 +9,7 @@ from pathlib import Path
 
 from perspnet.checkpoint import CheckpointError
 from perspnet.evaluate import EvalConfig, evaluate
+from perspnet.inference import TTA_VIEWS
 from perspnet.metrics import format_table
 from pipelines.atomic import OutputError, write_json_atomic
 
@@ -24,8 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
-    ap.add_argument("--flip-tta", action="store_true",
-                    help="PerspNet also on the mirrored crop, both halves' correspondences in one PnP")
+    ap.add_argument("--tta", choices=sorted(TTA_VIEWS), default="none",
+                    help="PerspNet test-time augmentation: 'flip' adds the mirrored crop, 'full' 14 views (mirrored, "
+                         "turned by +-5 and +-10 degrees, scaled by 0.9 and 1.1), all correspondences in one PnP")
     args = ap.parse_args(argv)
     if args.json is not None:  # fail before the evaluation, not after it
         folder = args.json.parent if str(args.json.parent) else Path(".")
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results = evaluate(EvalConfig(data=args.data, checkpoint=args.checkpoint, baselines=args.baselines,
                                       direct_checkpoint=direct, limit=args.limit, batch_size=args.batch_size,
-                                      device=args.device, flip_tta=args.flip_tta))
+                                      device=args.device, tta=args.tta))
     except (CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"perspnet-eval: error: {e}", file=sys.stderr)
         return 2

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="probability of training on an example's left-right mirror image (default %(default)s)")
     ap.add_argument("--off-centre-prob", type=float, default=d.off_centre_prob,
                     help="share of training crops moved partly off the face (CropConfig; default %(default)s)")
+    ap.add_argument("--shading-gradient", type=float, default=d.shading_gradient, metavar="G",
+                    help="multiply training crops by a brightness ramp of random direction and strength up to G "
+                         "(CropConfig; default %(default)s: off)")
     ap.add_argument("--points", type=int, default=d.points,
                     help="m, pixels per crop paired with the mesh (default: the config's, lite 256, paper 1024)")
     ap.add_argument("--ema", type=float, default=d.ema, metavar="DECAY",

@@ -12,7 +12,12 @@ Then, for the method's own poses: the error rotation in the face frame, ``R_gt^T
 vector (degrees; face axes x across, y down, z out of the face), per subject its mean (a bias) and the mean
 distance of the samples from that mean (a spread); and MAE_r by |yaw|.
 
+``--ramp G --ramp-towards up|down|left|right`` first multiplies each image by a brightness ramp across the
+face's crop, ``1 + G`` on the named side to ``1 - G`` on the other (the lighting a photographed texture may
+carry): how far the biases move says how much the network reads pose from shading.
+
 Usage: python scripts/diagnose_rotation.py --data data/synth_test [--checkpoint CKPT] [--limit 400]
+       [--ramp 0.3 --ramp-towards up]
 """
 from __future__ import annotations
 
@@ -32,6 +37,18 @@ from perspnet.pnp import solve_pose_batch
 from perspnet.training_data import box_from_points
 
 YAW_BINS_DEG = (0, 15, 30, 45, 90)
+RAMP_DIRECTIONS = {"up": (0.0, -1.0), "down": (0.0, 1.0), "left": (-1.0, 0.0), "right": (1.0, 0.0)}  # image x, y
+
+
+def ramp_image(image_rgb: np.ndarray, box: np.ndarray, half_side_px: float, strength: float,
+               towards: tuple[float, float]) -> np.ndarray:
+    """``image_rgb (H, W, 3) uint8`` times ``1 + strength * (d . (p - c)) / half_side_px`` (``c`` the box
+    centre, ``d`` the unit direction ``towards``, pixels), clipped to the crop's square and to [0, 255]."""
+    h, w = image_rgb.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    along = (towards[0] * (xs - box[0]) + towards[1] * (ys - box[1])) / half_side_px
+    gain = 1 + strength * np.clip(along, -1, 1)
+    return np.clip(image_rgb * gain[:, :, None], 0, 255).astype(np.uint8)
 
 
 def main() -> None:
@@ -40,6 +57,8 @@ def main() -> None:
     ap.add_argument("--checkpoint", type=Path, default=None)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--ramp", type=float, default=0.0, help="brightness ramp strength G (default: none)")
+    ap.add_argument("--ramp-towards", choices=sorted(RAMP_DIRECTIONS), default="up", help="the ramp's bright side")
     args = ap.parse_args()
     records = ArkitLayoutDataset(args.data)
     face_model = load_face_model()
@@ -50,8 +69,13 @@ def main() -> None:
     for start in tqdm(range(0, n, args.batch_size), desc="diagnose", unit="batch"):
         batch = [records[i] for i in range(start, min(start + args.batch_size, n))]
         boxes = [box_from_points(project_points(r.K, r.verts_cam_m)) for r in batch]
-        net = predictor.network([r.image_rgb for r in batch], boxes, keep_corr_prob=True)
-        pixels = predictor.image_pixels(net)
+        images = [r.image_rgb for r in batch]
+        if args.ramp:
+            half_side = [b[2] * predictor.crop.margin / 2 for b in boxes]
+            images = [ramp_image(im, b, hs, args.ramp, RAMP_DIRECTIONS[args.ramp_towards])
+                      for im, b, hs in zip(images, boxes, half_side)]
+        net = predictor.network(images, boxes, keep_corr_prob=True)
+        pixels = list(net["points_px"])
         Ks = np.stack([r.K for r in batch])
         shapes = {"network": net["verts_face_m"], "true shape": np.stack([r.verts_face_m for r in batch]),
                   "mean shape": np.repeat(face_model.verts_face_m[None], len(batch), axis=0)}

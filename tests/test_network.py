@@ -283,11 +283,11 @@ class TestTraining:
 
 
 @pytest.mark.skipif(not default_checkpoint_path().is_file(), reason="needs the shipped checkpoint")
-def test_flip_tta_mirrors_the_second_half_back(test_generator):
-    """With ``flip_tta`` the mirrored crop's correspondences, mapped back, pose the face on their own as the
-    plain ones do (a wrong mirror of pixels or of canonical x would turn the yaw around)."""
+def test_tta_views_map_back_to_the_image(test_generator):
+    """Each test-time view's correspondences, mapped back, pose the face on their own as the plain ones do
+    (a wrong mirror of pixels or of canonical x would turn the yaw around, a turn the wrong way the roll)."""
     from perspnet.conventions import project_points, rotation_angle_deg
-    from perspnet.inference import PerspNetPredictor
+    from perspnet.inference import CropView, PerspNetPredictor
     from perspnet.pnp import solve_pose
     from perspnet.synth.dataset_writer import sample_rng
     from perspnet.training_data import box_from_points
@@ -300,13 +300,15 @@ def test_flip_tta_mirrors_the_second_half_back(test_generator):
             break
     box = box_from_points(project_points(s.K, s.verts_cam_m))
     plain = PerspNetPredictor(device="cpu").predict([s.image], [box], [s.K])[0]
-    both = PerspNetPredictor(device="cpu", flip_tta=True).predict([s.image], [box], [s.K])[0]
+    views = (CropView(), CropView(flip=True), CropView(turn_deg=20.0), CropView(flip=True, turn_deg=-20.0, box_scale=1.2))
+    all_views = PerspNetPredictor(device="cpu", tta=views).predict([s.image], [box], [s.K])[0]
     m = len(plain.points_px)
-    assert len(both.points_px) == 2 * m
-    np.testing.assert_allclose(both.points_px[:m], plain.points_px)
-    mirrored = solve_pose(both.points_px[m:], both.points_face_m[m:], s.K)
-    assert mirrored.success
+    assert len(all_views.points_px) == len(views) * m
+    np.testing.assert_allclose(all_views.points_px[:m], plain.points_px)
     err_plain = rotation_angle_deg(plain.pnp.R_cam_face, s.R_cam_face)
-    err_mirrored = rotation_angle_deg(mirrored.R_cam_face, s.R_cam_face)
-    assert err_plain < 15 and err_mirrored < 15, (err_plain, err_mirrored)
-    assert rotation_angle_deg(both.pnp.R_cam_face, s.R_cam_face) < 15
+    assert err_plain < 15, err_plain
+    for v, view in enumerate(views[1:], start=1):
+        alone = solve_pose(all_views.points_px[v * m:(v + 1) * m], all_views.points_face_m[v * m:(v + 1) * m], s.K)
+        assert alone.success, view
+        assert rotation_angle_deg(alone.R_cam_face, s.R_cam_face) < 15, view
+    assert rotation_angle_deg(all_views.pnp.R_cam_face, s.R_cam_face) < 15

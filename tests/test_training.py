@@ -14,7 +14,7 @@ from perspnet.inference import PerspNetPredictor
 from perspnet.metrics import METRIC_KEYS
 from perspnet.network.config import COORD_SCALE
 from perspnet.train import TrainConfig, WeightAverage, bf16_supported, train
-from perspnet.training_data import CropConfig, TargetBuilder, crop_affine, warp_crop
+from perspnet.training_data import CropConfig, TargetBuilder, crop_affine, turn_crop_affine, warp_crop
 
 from conftest import TINY
 
@@ -28,6 +28,42 @@ def test_crop_affine_maps_pixel_centres():
     np.testing.assert_allclose(c, [31.5, 31.5], atol=1e-9)  # box centre -> crop centre
     i, j = np.unravel_index(crop[..., 0].argmax(), crop.shape[:2])
     assert abs(j - c[0]) <= 1 and abs(i - c[1]) <= 1
+
+
+def test_a_turned_crop_turns_the_image_counter_clockwise_on_screen():
+    """A bright pixel right of the box centre appears above the crop centre after a 90-degree turn, and
+    the turned crop is the plain one rotated (cv2 and numpy agree on the picture)."""
+    img = np.zeros((120, 200, 3), np.uint8)
+    img[50, 110] = 255  # 10 px right of the box centre
+    A = crop_affine(np.array([100.0, 50.0, 40.0]), 64, 1.5)
+    turned = turn_crop_affine(A, 64, 90.0)
+    np.testing.assert_allclose(turned @ [100.0, 50.0, 1.0], [31.5, 31.5], atol=1e-9)  # the centre stays
+    x, y = turned @ [110.0, 50.0, 1.0]
+    assert abs(x - 31.5) < 1e-9 and y < 31.5 - 10  # right of centre -> above it
+    i, j = np.unravel_index(warp_crop(img, turned, 64)[..., 0].argmax(), (64, 64))
+    assert abs(j - x) <= 1 and abs(i - y) <= 1
+    np.testing.assert_array_equal(warp_crop(img * 0 + 7, turned, 64)[20:44, 20:44], 7)  # same scale, no holes
+
+
+def test_shading_ramp_brightens_one_side_of_training_crops(tiny_data):
+    """``shading_gradient`` multiplies crops by a brightness ramp: one half of the crop is brighter than
+    the other by more than the plain crops' halves differ, in varying directions; 0 draws nothing extra."""
+    ds = ArkitLayoutDataset(tiny_data)
+    rec = ds[0]
+    plain = TargetBuilder(ds.topology, TINY)
+    ramped = TargetBuilder(ds.topology, TINY, CropConfig(shading_gradient=0.6))
+    lr_plain, lr_ramped = [], []
+    for k in range(24):
+        a, b = plain(rec, np.random.default_rng(k)), ramped(rec, np.random.default_rng(k))
+        np.testing.assert_array_equal(a["seg"], b["seg"])  # geometry untouched
+        halves = lambda im: im[:, :32].astype(float).mean() - im[:, 32:].astype(float).mean()  # noqa: E731
+        lr_plain.append(halves(a["image"]))
+        lr_ramped.append(halves(b["image"]))
+    assert np.std(lr_ramped) > 2 * np.std(lr_plain), (np.std(lr_ramped), np.std(lr_plain))
+    assert min(lr_ramped) < 0 < max(lr_ramped)
+    rng_a, rng_b = np.random.default_rng(9), np.random.default_rng(9)
+    plain(rec, rng_a), TargetBuilder(ds.topology, TINY, CropConfig(shading_gradient=0.0))(rec, rng_b)
+    assert rng_a.random() == rng_b.random()  # the default recipe's random stream is unchanged
 
 
 def test_a_reduced_decode_gives_the_same_example(tiny_data):

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from perspnet.face_model import FaceModel
-from perspnet.inference import PerspNetPredictor, crop_pixels_to_image
+from perspnet.inference import PerspNetPredictor
 from perspnet.intrinsics import Intrinsics, undistort_points
 from perspnet.landmark_ids import EYE_CORNERS
 from perspnet.landmarker import FaceLandmarker
@@ -346,7 +346,7 @@ class OnlineTracker:
     def _correspondences(self, net: dict[str, np.ndarray], j: int) -> Correspondences:
         """Batch item ``j`` of the network output: pixels undistorted, 3D points as mesh coordinates."""
         tri, bary = closest_on_mesh(net["points_face_m"][j], net["verts_face_m"][j], self.mesh)
-        points_px = crop_pixels_to_image(net["choose"][j], net["affine"][j], self.predictor.config.input_size)
+        points_px = net["points_px"][j]
         return Correspondences(undistort_points(points_px, self.intr), tri, bary)
 
     def _network(self, frames: list[Frame], boxes: list[np.ndarray | None], first: int = 0
