@@ -168,7 +168,7 @@ def intrinsics_from_dict(data: Any) -> Intrinsics:
     missing = [key for key in _REQUIRED if key not in data]
     if missing:
         raise IntrinsicsError(f"missing key(s) {', '.join(missing)}")
-    unknown = sorted(str(key) for key in data if key not in _KEYS)
+    unknown = sorted(repr(str(key))[1:-1] for key in data if key not in _KEYS)  # escaped: one line even for "\n"
     if unknown:
         raise IntrinsicsError(f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_KEYS)}")
     return Intrinsics(**{key: data[key] for key in _KEYS if key in data})

@@ -103,6 +103,9 @@ class TestValidationErrors:
     def test_unknown_key(self, tmp_path: Path) -> None:
         expect_error(write_raw(tmp_path / "K.json", {**VALID, "fX": 1.0}), "unknown key.* fX")
 
+    def test_unknown_key_with_a_line_break_stays_one_line(self, tmp_path: Path) -> None:
+        expect_error(write_raw(tmp_path / "K.json", {**VALID, "f\nx": 1.0}), r"unknown key\(s\) f\\nx;")
+
     @pytest.mark.parametrize("key", ["fx", "fy", "cx", "cy", "width", "height"])
     @pytest.mark.parametrize("value", ["500", None, [500], {"v": 1}, True])
     def test_non_numeric(self, tmp_path: Path, key: str, value: Any) -> None:
