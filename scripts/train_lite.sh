@@ -5,7 +5,7 @@
 #   bash scripts/train_lite.sh            (about 1 h 55 min on a 2-core CPU with native bfloat16, AMX or
 #                                          AVX512-BF16: data 8, PerspNet 98, direct 3, evaluation 4; see the README)
 # PerspNet trains under bfloat16 autocast where the CPU runs it natively; elsewhere in float32, which
-# takes about 0.35-0.45 s per step instead of 0.26-0.30 (2 h 10 min to 2 h 45 min for the 22,000 steps).
+# takes about 0.35-0.46 s per step instead of 0.26-0.30 (2 h 10 min to 2 h 50 min for the 22,000 steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
