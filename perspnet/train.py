@@ -46,6 +46,8 @@ class TrainConfig:
     ``points``: ``m``, pixels per crop paired with the mesh (rows of ``M``) when training and, since the
     checkpoint carries it, at test time; ``None`` keeps the preset's (lite 256, paper 1024).
 
+    ``dropout``: channel-dropout probability in both decoders; ``None`` keeps the preset's (0.15).
+
     ``ema``: decay of an exponential moving average of the weights (and batch-norm statistics) kept beside
     the trained ones (:class:`WeightAverage`); ``final.pt`` then holds the average and ``final_raw.pt`` the
     last step's weights. 0 keeps no average."""
@@ -69,6 +71,7 @@ class TrainConfig:
     off_centre_prob: float = 0.0
     shading_gradient: float = 0.0
     points: int | None = None
+    dropout: float | None = None
     ema: float = 0.0
 
 
@@ -183,6 +186,8 @@ def train(cfg: TrainConfig) -> Path:
     model_cfg = getattr(presets, cfg.preset)()
     if cfg.points is not None:
         model_cfg = dataclasses.replace(model_cfg, n_points=cfg.points)
+    if cfg.dropout is not None:
+        model_cfg = dataclasses.replace(model_cfg, dropout=cfg.dropout)
     crop = CropConfig(off_centre_prob=cfg.off_centre_prob, shading_gradient=cfg.shading_gradient)
     builder = TargetBuilder(records.topology, model_cfg, crop)
     device = torch.device(cfg.device)

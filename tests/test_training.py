@@ -13,6 +13,7 @@ from perspnet.evaluate import EvalConfig, evaluate
 from perspnet.inference import PerspNetPredictor
 from perspnet.metrics import METRIC_KEYS
 from perspnet.network.config import COORD_SCALE
+from perspnet.network.model import PerspNet
 from perspnet.train import TrainConfig, WeightAverage, bf16_supported, train
 from perspnet.training_data import CropConfig, TargetBuilder, crop_affine, turn_crop_affine, warp_crop
 
@@ -159,6 +160,26 @@ def test_points_sets_m_for_training_and_inference(tiny_data, tmp_path, monkeypat
     box = np.array([*project_points(rec.K, rec.verts_cam_m).mean(0), 200.0])
     est = PerspNetPredictor(final, "cpu").predict([rec.image_rgb], [box], [rec.K])[0]
     assert est.points_px.shape == (40, 2)
+
+
+def test_dropout_sets_the_decoders_channel_dropout(tiny_data, tmp_path, monkeypatch):
+    """``--dropout 0`` trains without the decoders' channel dropout: in training mode two forward passes
+    then agree, where the preset's dropout makes them differ; the checkpoint carries the setting."""
+    monkeypatch.setattr("perspnet.network.config.lite", lambda: TINY)
+    assert TINY.dropout > 0
+    final = train(TrainConfig(data=tiny_data, out=tmp_path / "d0", iterations=2, batch_size=2, warmup=1,
+                              log_every=1, workers=0, threads=2, dropout=0.0))
+    model, _, _, _ = load_checkpoint(final)
+    assert model.config == replace(TINY, dropout=0.0)
+    torch.manual_seed(0)
+    image = torch.randn(2, 3, TINY.input_size, TINY.input_size)
+    choose = torch.randint(0, TINY.input_size ** 2, (2, TINY.n_points))
+    model.train()
+    with torch.no_grad():
+        torch.testing.assert_close(model(image, choose)["points_corr"], model(image, choose)["points_corr"])
+        with_dropout = PerspNet(TINY, model.vert_uvs).train()
+        with_dropout.load_state_dict(model.state_dict())
+        assert not torch.allclose(with_dropout(image, choose)["points_corr"], with_dropout(image, choose)["points_corr"])
 
 
 @pytest.mark.skipif(not bf16_supported(torch.device("cpu")), reason="this CPU has no native bfloat16")
