@@ -47,6 +47,7 @@ class TrainConfig:
     checkpoint carries it, at test time; ``None`` keeps the preset's (lite 256, paper 1024).
 
     ``dropout``: channel-dropout probability in both decoders; ``None`` keeps the preset's (0.15).
+    ``uv_dropout``: the same in the UV-map decoder alone, overriding ``dropout`` there; ``None``: as ``dropout``.
 
     ``ema``: decay of an exponential moving average of the weights (and batch-norm statistics) kept beside
     the trained ones (:class:`WeightAverage`); ``final.pt`` then holds the average and ``final_raw.pt`` the
@@ -72,6 +73,7 @@ class TrainConfig:
     shading_gradient: float = 0.0
     points: int | None = None
     dropout: float | None = None
+    uv_dropout: float | None = None
     ema: float = 0.0
 
 
@@ -188,6 +190,8 @@ def train(cfg: TrainConfig) -> Path:
         model_cfg = dataclasses.replace(model_cfg, n_points=cfg.points)
     if cfg.dropout is not None:
         model_cfg = dataclasses.replace(model_cfg, dropout=cfg.dropout)
+    if cfg.uv_dropout is not None:
+        model_cfg = dataclasses.replace(model_cfg, uv_dropout=cfg.uv_dropout)
     crop = CropConfig(off_centre_prob=cfg.off_centre_prob, shading_gradient=cfg.shading_gradient)
     builder = TargetBuilder(records.topology, model_cfg, crop)
     device = torch.device(cfg.device)

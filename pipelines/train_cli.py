@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="m, pixels per crop paired with the mesh (default: the config's, lite 256, paper 1024)")
     ap.add_argument("--dropout", type=float, default=d.dropout, metavar="P",
                     help="channel-dropout probability in both decoders (default: the config's, 0.15)")
+    ap.add_argument("--uv-dropout", type=float, default=d.uv_dropout, metavar="P",
+                    help="channel-dropout probability in the UV-map decoder alone (default: as --dropout)")
     ap.add_argument("--ema", type=float, default=d.ema, metavar="DECAY",
                     help="keep an exponential moving average of the weights (e.g. 0.999); final.pt holds it, "
                          "final_raw.pt the last step's weights (default: no average)")

@@ -91,7 +91,8 @@ class TestConfig:
 
     @pytest.mark.parametrize("change", [
         {"uv_size": 100}, {"input_size": 100}, {"n_points": 0}, {"n_points": 2.5}, {"decoder_dims": (1, 2)},
-        {"assign_hidden": ()}, {"image_std": (1.0, 0.0, 1.0)}, {"dropout": 1.0}, {"loss": {"seg": -1.0}},
+        {"assign_hidden": ()}, {"image_std": (1.0, 0.0, 1.0)}, {"dropout": 1.0}, {"uv_dropout": -0.1}, {"uv_dropout": "0"},
+        {"loss": {"seg": -1.0}},
         {"width_mult": "1"},
     ])
     def test_rejects_bad_values(self, change):

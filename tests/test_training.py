@@ -164,22 +164,38 @@ def test_points_sets_m_for_training_and_inference(tiny_data, tmp_path, monkeypat
 
 def test_dropout_sets_the_decoders_channel_dropout(tiny_data, tmp_path, monkeypatch):
     """``--dropout 0`` trains without the decoders' channel dropout: in training mode two forward passes
-    then agree, where the preset's dropout makes them differ; the checkpoint carries the setting."""
+    then agree, where the preset's dropout makes them differ; ``--uv-dropout`` sets the UV-map decoder's
+    alone (its map varies between passes, the image decoder's segmentation does not); the checkpoint
+    carries both settings."""
     monkeypatch.setattr("perspnet.network.config.lite", lambda: TINY)
-    assert TINY.dropout > 0
+    assert TINY.dropout > 0 and TINY.uv_dropout is None
     final = train(TrainConfig(data=tiny_data, out=tmp_path / "d0", iterations=2, batch_size=2, warmup=1,
                               log_every=1, workers=0, threads=2, dropout=0.0))
     model, _, _, _ = load_checkpoint(final)
     assert model.config == replace(TINY, dropout=0.0)
+    final_uv = train(TrainConfig(data=tiny_data, out=tmp_path / "uv", iterations=1, batch_size=2, warmup=1,
+                                 log_every=1, workers=0, threads=2, dropout=0.0, uv_dropout=0.3))
+    assert load_checkpoint(final_uv)[0].config == replace(TINY, dropout=0.0, uv_dropout=0.3)
     torch.manual_seed(0)
     image = torch.randn(2, 3, TINY.input_size, TINY.input_size)
     choose = torch.randint(0, TINY.input_size ** 2, (2, TINY.n_points))
-    model.train()
+
+    def twice(config):
+        net = PerspNet(config, model.vert_uvs).train()
+        net.load_state_dict(model.state_dict())
+        return net(image, choose), net(image, choose)
+
     with torch.no_grad():
-        torch.testing.assert_close(model(image, choose)["points_corr"], model(image, choose)["points_corr"])
-        with_dropout = PerspNet(TINY, model.vert_uvs).train()
-        with_dropout.load_state_dict(model.state_dict())
-        assert not torch.allclose(with_dropout(image, choose)["points_corr"], with_dropout(image, choose)["points_corr"])
+        a, b = twice(model.config)
+        torch.testing.assert_close(a["points_corr"], b["points_corr"])
+        a, b = twice(TINY)
+        assert not torch.allclose(a["points_corr"], b["points_corr"])
+        a, b = twice(replace(TINY, dropout=0.0, uv_dropout=0.3))
+        torch.testing.assert_close(a["seg_logits"], b["seg_logits"])
+        assert not torch.allclose(a["uv_map"], b["uv_map"])
+        a, b = twice(replace(TINY, uv_dropout=0.0))
+        torch.testing.assert_close(a["uv_map"], b["uv_map"])
+        assert not torch.allclose(a["seg_logits"], b["seg_logits"])
 
 
 @pytest.mark.skipif(not bf16_supported(torch.device("cpu")), reason="this CPU has no native bfloat16")

@@ -77,6 +77,7 @@ class ModelConfig:
         global_dim: channels of each global feature.
         assign_hidden: hidden widths (at least one) of the MLP giving the correspondence logits.
         dropout: channel-dropout probability in the intermediate decoder layers.
+        uv_dropout: the same in the UV-map decoder alone; ``None``: ``dropout``.
         image_mean: RGB mean subtracted from images in [0, 1].
         image_std: RGB std dividing images in [0, 1].
         loss: training loss weights.
@@ -95,6 +96,7 @@ class ModelConfig:
     global_dim: int = 1024
     assign_hidden: tuple[int, ...] = (512, 256)
     dropout: float = 0.15
+    uv_dropout: float | None = None
     image_mean: tuple[float, float, float] = IMAGENET_MEAN
     image_std: tuple[float, float, float] = IMAGENET_STD
     loss: LossWeights = field(default_factory=LossWeights)
@@ -121,9 +123,11 @@ class ModelConfig:
         _check_number("width_mult", self.width_mult)
         if self.width_mult <= 0:
             raise ValueError(f"width_mult must be > 0, got {self.width_mult}")
-        _check_number("dropout", self.dropout)
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "uv_dropout")[: 1 if self.uv_dropout is None else 2]:
+            p = getattr(self, name)
+            _check_number(name, p)
+            if not 0 <= p < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {p}")
         if not isinstance(self.loss, LossWeights):
             raise ValueError(f"loss must be LossWeights, got {type(self.loss).__name__}")
         if self.input_size % 32:

@@ -289,7 +289,8 @@ class PerspNet(nn.Module):
         self.image_decoder = ImageDecoder(c.head_dim, (enc[3], enc[2], enc[1], enc[0], 3), c.decoder_dims,
                                           c.feat_dim, c.dropout)
         self.seg_head = nn.Conv2d(c.feat_dim, 2, 1)
-        self.uv_decoder = UVDecoder(c.head_dim, c.decoder_dims, c.feat_dim, c.uv_upsamplings, c.dropout)
+        self.uv_decoder = UVDecoder(c.head_dim, c.decoder_dims, c.feat_dim, c.uv_upsamplings,
+                                    c.dropout if c.uv_dropout is None else c.uv_dropout)
         self.corr_head = CorrespondenceHead(c, uvs.shape[0])
 
     @property
