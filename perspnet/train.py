@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from perspnet.checkpoint import load_checkpoint, save_checkpoint
 from perspnet.datasets.arkit import ArkitLayoutDataset
+from perspnet.datasets.record import FaceRecord
 from perspnet.network import config as presets
 from perspnet.network.losses import LossTargets, perspnet_loss
 from perspnet.datasets.mirror import mirror_record, mirror_vertex_map
@@ -49,6 +50,8 @@ class TrainConfig:
     ``dropout``: channel-dropout probability in both decoders; ``None`` keeps the preset's (0.15).
     ``uv_dropout``: the same in the UV-map decoder alone, overriding ``dropout`` there; ``None``: as ``dropout``.
 
+    ``cache_gb``: memory for decoded training records kept between epochs (:class:`RecordDataset`); 0: none.
+
     ``ema``: decay of an exponential moving average of the weights (and batch-norm statistics) kept beside
     the trained ones (:class:`WeightAverage`); ``final.pt`` then holds the average and ``final_raw.pt`` the
     last step's weights. 0 keeps no average."""
@@ -74,6 +77,7 @@ class TrainConfig:
     points: int | None = None
     dropout: float | None = None
     uv_dropout: float | None = None
+    cache_gb: float = 0.0
     ema: float = 0.0
 
 
@@ -112,15 +116,23 @@ class RecordDataset(torch.utils.data.Dataset):
     """Records of an ARKitFace-layout folder turned into training examples with online augmentation."""
 
     def __init__(self, records: ArkitLayoutDataset, builder: TargetBuilder, augment: bool = True,
-                 flip_prob: float = 0.0, mirror: np.ndarray | None = None):
-        """``mirror``: ``(n,)`` vertex twins (:func:`mirror_vertex_map`), needed when ``flip_prob > 0``."""
+                 flip_prob: float = 0.0, mirror: np.ndarray | None = None, cache_gb: float = 0.0):
+        """``mirror``: ``(n,)`` vertex twins (:func:`mirror_vertex_map`), needed when ``flip_prob > 0``.
+        ``cache_gb``: keep decoded records, trimmed to what their crops can read
+        (:meth:`TargetBuilder.trim`), until they fill this many GB, so later epochs skip reading and
+        decoding them; each data-loading process keeps its own."""
         if flip_prob > 0 and mirror is None:
             raise ValueError("flip_prob > 0 needs the mesh's vertex twins (mirror)")
+        if cache_gb < 0:
+            raise ValueError(f"cache_gb must be >= 0, got {cache_gb}")
         self.records = records
         self.builder = builder
         self.augment = augment
         self.flip_prob = flip_prob
         self.mirror = mirror
+        self.cache_bytes = cache_gb * 1e9
+        self.cache: dict[int, FaceRecord] = {}
+        self.cached_bytes = 0
 
     def __len__(self) -> int:
         return len(self.records)
@@ -128,11 +140,23 @@ class RecordDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         # torch seeds each worker from the run's seed, so this stream is reproducible for a fixed seed
         rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,)))) if self.augment else None
-        # decoded as small as leaves the crop unchanged (most of a training step's reading time is decoding)
-        record = self.records.load(i, self.builder.decode_reduction)
+        record = self.cache.get(i)
+        if record is None:
+            record = self._load(i)
         if rng is not None and rng.random() < self.flip_prob:
             record = mirror_record(record, self.mirror)
         return self.builder(record, rng)
+
+
+    def _load(self, i: int) -> FaceRecord:
+        # decoded as small as leaves the crop unchanged (most of a training step's reading time is decoding)
+        record = self.records.load(i, self.builder.decode_reduction)
+        if self.cache_bytes > 0:
+            record = self.builder.trim(record)
+            if self.cached_bytes + record.image_rgb.nbytes <= self.cache_bytes:
+                self.cache[i] = record
+                self.cached_bytes += record.image_rgb.nbytes
+        return record
 
 
 def dataset_mirror_map(records: ArkitLayoutDataset, n_template: int = 16) -> np.ndarray:
@@ -217,7 +241,7 @@ def train(cfg: TrainConfig) -> Path:
     uv_weight = torch.from_numpy(builder.uv_weight)
     loader = torch.utils.data.DataLoader(
         RecordDataset(records, builder, flip_prob=cfg.flip_prob,
-                      mirror=dataset_mirror_map(records) if cfg.flip_prob > 0 else None), batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                      mirror=dataset_mirror_map(records) if cfg.flip_prob > 0 else None, cache_gb=cfg.cache_gb), batch_size=cfg.batch_size, shuffle=True, drop_last=True,
         num_workers=cfg.workers, collate_fn=collate, persistent_workers=cfg.workers > 0)
     log_path = out / "train_log.csv"
     new_log = not log_path.exists() or step == 0

@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="channel-dropout probability in both decoders (default: the config's, 0.15)")
     ap.add_argument("--uv-dropout", type=float, default=d.uv_dropout, metavar="P",
                     help="channel-dropout probability in the UV-map decoder alone (default: as --dropout)")
+    ap.add_argument("--cache-gb", type=float, default=d.cache_gb, metavar="GB",
+                    help="keep decoded training records (trimmed to their crops' reach) in memory up to GB between "
+                         "epochs, per data-loading process (default: none)")
     ap.add_argument("--ema", type=float, default=d.ema, metavar="DECAY",
                     help="keep an exponential moving average of the weights (e.g. 0.999); final.pt holds it, "
                          "final_raw.pt the last step's weights (default: no average)")

@@ -14,8 +14,9 @@ from perspnet.inference import PerspNetPredictor
 from perspnet.metrics import METRIC_KEYS
 from perspnet.network.config import COORD_SCALE
 from perspnet.network.model import PerspNet
-from perspnet.train import TrainConfig, WeightAverage, bf16_supported, train
-from perspnet.training_data import CropConfig, TargetBuilder, crop_affine, turn_crop_affine, warp_crop
+from perspnet.train import RecordDataset, TrainConfig, WeightAverage, bf16_supported, train
+from perspnet.training_data import (CropConfig, TargetBuilder, area_shrink_factor, crop_affine, turn_crop_affine,
+                                    warp_crop)
 
 from conftest import TINY
 
@@ -85,6 +86,54 @@ def test_a_reduced_decode_gives_the_same_example(tiny_data):
         np.testing.assert_allclose(a["uv_map"], b["uv_map"])
         assert np.abs(a["image"].astype(float) - b["image"]).mean() < 1.0  # of 255
     assert max(reductions) >= 4
+
+
+@pytest.mark.parametrize("off_centre_prob", [0.0, 0.5])
+def test_a_trimmed_record_gives_the_same_examples(tiny_data, off_centre_prob):
+    """``TargetBuilder.trim`` keeps every pixel a training crop can read (jitter and off-centre shifts
+    included, area-averaged blocks aligned): the same random draws give the same crop and targets from a
+    fraction of the pixels."""
+    ds = ArkitLayoutDataset(tiny_data)
+    builder = TargetBuilder(ds.topology, TINY, CropConfig(off_centre_prob=off_centre_prob))
+    kept, blocks = [], []
+    for i in range(len(ds)):
+        full = ds.load(i, builder.decode_reduction)
+        trimmed = builder.trim(full)
+        kept.append(trimmed.image_rgb.size / full.image_rgb.size)
+        for seed in range(6):
+            a, b = builder(full, np.random.default_rng(seed)), builder(trimmed, np.random.default_rng(seed))
+            blocks.append(area_shrink_factor(float(np.hypot(*a["affine"][:, 0]))))
+            np.testing.assert_array_equal(a["image"], b["image"])
+            for key in ("seg", "choose", "corr_vert_ids"):
+                np.testing.assert_array_equal(a[key], b[key])
+            np.testing.assert_allclose(a["points"], b["points"])
+            np.testing.assert_allclose(a["box"][:2] - b["box"][:2], full.K[:2, 2] - trimmed.K[:2, 2])
+    assert max(blocks) > 1  # the area-averaged warp was exercised
+    assert np.mean(kept) < (0.75 if off_centre_prob == 0 else 0.95), kept
+
+
+def test_record_cache_serves_later_epochs_within_its_budget(tiny_data):
+    """``RecordDataset(cache_gb=...)`` keeps trimmed records up to its budget and serves them again: the
+    examples of both epochs equal the uncached dataset's for the same seeds."""
+    ds = ArkitLayoutDataset(tiny_data)
+    builder = TargetBuilder(ds.topology, TINY)
+    plain = RecordDataset(ds, builder)
+    budget = 3 * builder.trim(ds.load(0, builder.decode_reduction)).image_rgb.nbytes
+    cached = RecordDataset(ds, builder, cache_gb=budget / 1e9)
+    for epoch in range(2):
+        for i in range(len(ds)):
+            torch.manual_seed(100 * epoch + i)
+            a = plain[i]
+            torch.manual_seed(100 * epoch + i)
+            b = cached[i]
+            np.testing.assert_array_equal(a["image"], b["image"])
+            np.testing.assert_allclose(a["points"], b["points"])
+        if epoch == 0:
+            first = dict(cached.cache)
+    assert 0 < len(cached.cache) < len(ds) and cached.cached_bytes <= budget
+    assert all(cached.cache[i] is record for i, record in first.items())  # reused, not reloaded
+    with pytest.raises(ValueError, match="cache_gb"):
+        RecordDataset(ds, builder, cache_gb=-1)
 
 
 def test_targets_are_exact(tiny_data):
