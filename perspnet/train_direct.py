@@ -29,7 +29,8 @@ def train_direct(cfg: TrainConfig) -> Path:
     model_cfg = getattr(presets, cfg.preset)()
     crop = CropConfig()
     loader = torch.utils.data.DataLoader(
-        RecordDataset(records, TargetBuilder(records.topology, model_cfg, crop)), batch_size=cfg.batch_size,
+        RecordDataset(records, TargetBuilder(records.topology, model_cfg, crop), cache_gb=cfg.cache_gb),
+        batch_size=cfg.batch_size,
         shuffle=True, drop_last=True, num_workers=cfg.workers, collate_fn=collate,
         persistent_workers=cfg.workers > 0)
     model = DirectRegressNet(model_cfg)
