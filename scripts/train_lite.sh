@@ -2,11 +2,12 @@
 # Reproduce the shipped checkpoints (checkpoints/perspnet_lite.pt and the direct-regression baseline
 # checkpoints/direct_lite.pt) from scratch on a 2-core CPU machine, then evaluate them on the test set.
 # Safe to rerun: data generation is skipped when done, training resumes from runs/lite/last.pt.
-#   bash scripts/train_lite.sh            (about 1 h 35 min on a 2-core CPU with native bfloat16, AMX or
-#                                          AVX512-BF16: data 8, PerspNet 80, direct 3, evaluation 4; see the README)
+#   bash scripts/train_lite.sh            (on a 2-core CPU with native bfloat16, AMX or AVX512-BF16: data 8 min,
+#                                          PerspNet 98 min without the record cache, direct 3, evaluation 4;
+#                                          --cache-gb 4 (2.2 GB used) makes a step about a fifth faster; see the README)
 # PerspNet trains under bfloat16 autocast where the CPU runs it natively; elsewhere in float32, which
-# takes about 0.35-0.46 s per step instead of 0.26-0.30 (2 h 10 min to 2 h 50 min for the 22,000 steps;
-# without --cache-gb, which keeps the decoded training crops' reach in memory, 2.2 GB, and saves about a fifth).
+# takes about 0.35-0.46 s per step instead of 0.26-0.30 without the cache (2 h 10 min to 2 h 50 min for
+# the 22,000 steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
