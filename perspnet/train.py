@@ -147,7 +147,6 @@ class RecordDataset(torch.utils.data.Dataset):
             record = mirror_record(record, self.mirror)
         return self.builder(record, rng)
 
-
     def _load(self, i: int) -> FaceRecord:
         # decoded as small as leaves the crop unchanged (most of a training step's reading time is decoding)
         record = self.records.load(i, self.builder.decode_reduction)
