@@ -11,7 +11,12 @@ Pipeline of :func:`solve_pose`:
    consensus set uses ``config.cold_method`` (EPnP or SQPnP) for a cold start, or, when a prior pose is
    given, the iterative (LM) solver started from the prior (``useExtrinsicGuess=True``). A warm start that
    finds no consensus falls back to the cold start.
-3. ``cv2.solvePnPRefineLM`` on the RANSAC inliers (``config.refine``).
+3. ``cv2.solvePnPRefineLM`` on the RANSAC inliers (``config.refine``). When a cold start with EPnP ends
+   with fewer points within the threshold than RANSAC's consensus set had, an SQPnP fit on that set is
+   refined too, and the pose with more points within the threshold is kept (ties: the smaller sum of
+   squared errors, each capped at the threshold): EPnP's fit of noisy, nearly flat point sets is
+   occasionally far off and LM does not always climb back (on the 1000 test faces, once: 58 degrees off,
+   37 of 256 points within the threshold where RANSAC's sample had 244).
 4. Inliers re-classified with the final pose (reprojection error < the threshold, see :class:`PnPConfig`);
    fewer than ``config.min_inliers`` inliers, or an inlier behind the camera, is a failure.
 
@@ -197,6 +202,20 @@ def _ransac(points_px: np.ndarray, points_face_m: np.ndarray, K: np.ndarray, dis
     return ok, rvec, tvec, mask
 
 
+def _refine(rvec: np.ndarray, tvec: np.ndarray, points_px: np.ndarray, points_face_m: np.ndarray, K: np.ndarray,
+            dist: np.ndarray | None, mask: np.ndarray, config: PnPConfig):
+    """LM on the consensus set ``mask (N,)`` when ``config.refine``; returns ``(rvec, tvec, residuals_px (N,))``."""
+    if config.refine:
+        criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, config.refine_max_iter, 1e-10)
+        rvec, tvec = cv2.solvePnPRefineLM(points_face_m[mask], points_px[mask], K, dist, rvec, tvec, criteria)
+    return rvec, tvec, _residuals_px(rvec, tvec, points_face_m, points_px, K, dist)
+
+
+def _fit_score(residuals_px: np.ndarray, threshold_px: float) -> tuple[int, float]:
+    """Larger is better: points within the threshold, then minus the sum of squared errors capped at it."""
+    return int((residuals_px < threshold_px).sum()), -float(np.sum(np.minimum(residuals_px, threshold_px) ** 2))
+
+
 def solve_pose(points_px: np.ndarray, points_face_m: np.ndarray, K: np.ndarray, dist: np.ndarray | None = None,
                prior: tuple[np.ndarray, np.ndarray] | None = None, config: PnPConfig = PnPConfig()) -> PnPResult:
     """Face pose from 2D-3D correspondences; see the module doc for the steps.
@@ -233,14 +252,20 @@ def solve_pose(points_px: np.ndarray, points_face_m: np.ndarray, K: np.ndarray, 
     threshold = _threshold_px(points_px, config)
     try:
         ok, rvec, tvec, mask = _ransac(points_px, points_face_m, K, dist, prior, config, threshold)
+        cold = prior is None
         if not ok and prior is not None:
             ok, rvec, tvec, mask = _ransac(points_px, points_face_m, K, dist, None, config, threshold)
+            cold = True
         if not ok:
             return _failure(n, "RANSAC found no consensus set", threshold_px=threshold)
-        if config.refine:
-            criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, config.refine_max_iter, 1e-10)
-            rvec, tvec = cv2.solvePnPRefineLM(points_face_m[mask], points_px[mask], K, dist, rvec, tvec, criteria)
-        residuals = _residuals_px(rvec, tvec, points_face_m, points_px, K, dist)
+        rvec, tvec, residuals = _refine(rvec, tvec, points_px, points_face_m, K, dist, mask, config)
+        if cold and config.cold_method == "epnp" and (residuals < threshold).sum() < mask.sum():
+            sq_ok, sq_rvec, sq_tvec = cv2.solvePnP(points_face_m[mask], points_px[mask], K, dist,
+                                                   flags=cv2.SOLVEPNP_SQPNP)
+            if sq_ok:
+                alt = _refine(sq_rvec, sq_tvec, points_px, points_face_m, K, dist, mask, config)
+                if _fit_score(alt[2], threshold) > _fit_score(residuals, threshold):
+                    rvec, tvec, residuals = alt
     except cv2.error as e:
         return _failure(n, f"OpenCV error: {e.err}", threshold_px=threshold)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import doctest
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -64,6 +65,33 @@ class TestExactRecovery:
         assert res.success
         rot_deg, trans_mm = pose_errors(res, R, t)
         assert rot_deg < 0.1 and trans_mm < 0.1
+
+
+def test_an_epnp_fit_in_the_wrong_minimum_is_replaced(verts):
+    """Real correspondences of a face seen from below and the side (yaw -60, pitch -43 degrees, 144 px wide;
+    the lite network's 256 points for test sample 38, ``tests/data/pnp_epnp_flip.npz``): OpenCV's EPnP
+    refit of RANSAC's consensus set, then LM, ends tens of degrees off with fewer points within the
+    threshold than the consensus set had; solve_pose must notice and keep the SQPnP fit."""
+    d = np.load(Path(__file__).parent / "data" / "pnp_epnp_flip.npz")
+    px, X, K_s = d["points_px"].astype(np.float64), d["points_face_m"].astype(np.float64), d["K"]
+    config = PnPConfig()
+    threshold = pnp._threshold_px(px, config)
+    for seed in range(3):
+        cv2.setRNGSeed(seed)
+        ok, rvec, tvec, inliers = cv2.solvePnPRansac(X, px, K_s, None, flags=cv2.SOLVEPNP_EPNP,
+                                                     reprojectionError=threshold, iterationsCount=config.iterations,
+                                                     confidence=config.ransac_confidence)
+        consensus = np.zeros(len(px), dtype=bool)
+        consensus[inliers.ravel()] = True
+        criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, config.refine_max_iter, 1e-10)
+        rvec, tvec = cv2.solvePnPRefineLM(X[consensus], px[consensus], K_s, None, rvec, tvec, criteria)
+        epnp_err = rotation_angle_deg(cv2.Rodrigues(rvec)[0], d["R_cam_face"])
+        assert ok and epnp_err > 30  # the case is still hard for EPnP + LM alone
+        assert (pnp._residuals_px(rvec, tvec, X, px, K_s, None) < threshold).sum() < consensus.sum()
+        cv2.setRNGSeed(seed)
+        res = solve_pose(px, X, K_s)
+        assert res.success and res.n_inliers >= consensus.sum()
+        assert rotation_angle_deg(res.R_cam_face, d["R_cam_face"]) < 10
 
 
 def corrupt(rng: np.random.Generator, px: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
