@@ -103,11 +103,15 @@ def main() -> None:
     import pandas as pd
 
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    filtered_mae_r = [r["mae_r_deg"] for r in rows if r["run"] == "perspnet:filtered"
+                      or r["run"].startswith("identity ")]
+    print(f"filtered MAE_r over {len(filtered_mae_r)} clips (the motions and the identities' approach clips): "
+          f"mean {np.mean(filtered_mae_r):.2f}, median {np.median(filtered_mae_r):.2f} deg")
 
 
 def approach_per_identity(gen: SampleGenerator, args) -> list[dict]:
     """Filtered tz error (percent) of an ``approach`` clip of each held-out identity, without and with
-    ``--ipd-mm``."""
+    ``--ipd-mm``, and the filtered track's MAE_t (mm) and MAE_r (deg) without it."""
     seeds: dict[str, int] = {}
     for seed in range(200, 400):
         name = gen.draw_identity(np.random.default_rng(seed))[0].name
@@ -127,6 +131,9 @@ def approach_per_identity(gen: SampleGenerator, args) -> list[dict]:
                                     checkpoint=args.checkpoint, device="cpu", ipd_mm=ipd_mm))
             filtered = next(s for s in load_pose_runs(out / "poses.csv", "perspnet") if s.label.endswith("filtered"))
             row[key] = tz_error_pct(filtered, gt)
+            if ipd_mm is None:
+                err = gt_error(filtered, gt)
+                row.update(mae_t_mm=err.mae_t_mm, mae_r_deg=err.mae_r_deg)
         rows.append(row)
     return rows
 
