@@ -44,6 +44,8 @@ class TrainConfig:
 
     ``shading_gradient``: largest strength of the brightness ramp over training crops (``CropConfig``).
 
+    ``turn_jitter_deg``: largest turn of training crops about their centre, degrees (``CropConfig``).
+
     ``points``: ``m``, pixels per crop paired with the mesh (rows of ``M``) when training and, since the
     checkpoint carries it, at test time; ``None`` keeps the preset's (lite 256, paper 1024).
 
@@ -74,6 +76,7 @@ class TrainConfig:
     flip_prob: float = 0.0
     off_centre_prob: float = 0.0
     shading_gradient: float = 0.0
+    turn_jitter_deg: float = 0.0
     points: int | None = None
     dropout: float | None = None
     uv_dropout: float | None = None
@@ -215,7 +218,8 @@ def train(cfg: TrainConfig) -> Path:
         model_cfg = dataclasses.replace(model_cfg, dropout=cfg.dropout)
     if cfg.uv_dropout is not None:
         model_cfg = dataclasses.replace(model_cfg, uv_dropout=cfg.uv_dropout)
-    crop = CropConfig(off_centre_prob=cfg.off_centre_prob, shading_gradient=cfg.shading_gradient)
+    crop = CropConfig(off_centre_prob=cfg.off_centre_prob, shading_gradient=cfg.shading_gradient,
+                      turn_jitter_deg=cfg.turn_jitter_deg)
     builder = TargetBuilder(records.topology, model_cfg, crop)
     device = torch.device(cfg.device)
     if cfg.bf16 and not bf16_supported(device):

@@ -39,7 +39,13 @@ class CropConfig:
     (``p`` the pixel in [-1, 1]^2 crop coordinates, ``d`` a random unit direction, ``g`` uniform in
     ``[0, shading_gradient]``): a face texture carries the lighting of the photograph it came from, and a
     ramp over the crop moves the shipped model's pitch on held-out faces by about 0.6 degrees at g = 0.3,
-    so the network should not read pose from it. 0: off."""
+    so the network should not read pose from it. 0: off.
+
+    ``turn_jitter_deg``: in training, each crop is turned about its centre by an angle uniform in
+    ``[-turn_jitter_deg, turn_jitter_deg]`` (:func:`turn_crop_affine`); the canonical targets do not change
+    and the pixels' correspondences follow the crop. The renders' faces roll little (sd 10 degrees) and
+    their light comes from above in the camera frame on average, so without it the network may read roll
+    from cues that turn with the crop. 0: off."""
 
     margin: float = 1.5
     shift_jitter: float = 0.1
@@ -48,6 +54,11 @@ class CropConfig:
     off_centre_shift: tuple[float, float] = (0.4, 0.9)
     min_face_frac: float = 0.03
     shading_gradient: float = 0.0
+    turn_jitter_deg: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.turn_jitter_deg <= 180.0:
+            raise ValueError(f"turn_jitter_deg must be in [0, 180], got {self.turn_jitter_deg}")
 
 
 def box_from_points(points_px: np.ndarray) -> np.ndarray:
@@ -165,7 +176,8 @@ class TargetBuilder:
         side = face_box[2] * c.margin * c.scale_jitter[1]
         block = area_shrink_factor(self.config.input_size / side)
         shift = c.shift_jitter + (c.off_centre_shift[1] if c.off_centre_prob > 0 else 0.0)  # per axis
-        reach = face_box[2] * shift + side / 2 + 2 * block + 1
+        half_side = side / 2 * (np.sqrt(2.0) if c.turn_jitter_deg > 0 else 1.0)  # a turned square's reach
+        reach = face_box[2] * shift + half_side + 2 * block + 1
         w, h = record.image_size_wh
         x0, y0 = (max(int(np.floor((v - reach) / block)) * block, 0) for v in face_box[:2])
         x1, y1 = min(int(np.ceil(face_box[0] + reach)) + 1, w), min(int(np.ceil(face_box[1] + reach)) + 1, h)
@@ -188,9 +200,11 @@ class TargetBuilder:
         px = project_points(record.K, verts_cam)
         face_box = box_from_points(px)
         off_centre = rng is not None and self.crop.off_centre_prob > 0 and rng.random() < self.crop.off_centre_prob
+        turn = self.crop.turn_jitter_deg
+        turn_deg = rng.uniform(-turn, turn) if rng is not None and turn > 0 else 0.0
         for attempt in range(3 if off_centre else 1):
             box = self._jittered_box(face_box, rng, off_centre and attempt < 2)
-            A = crop_affine(box, size, self.crop.margin)
+            A = turn_crop_affine(crop_affine(box, size, self.crop.margin), size, turn_deg)
             crop_px = px @ A[:, :2].T + A[:, 2]
             raster = rasterize(crop_px, verts_cam[:, 2], self.topology.triangles, size, size, cull_back=True)
             if raster.mask.mean() >= self.crop.min_face_frac:

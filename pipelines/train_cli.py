@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shading-gradient", type=float, default=d.shading_gradient, metavar="G",
                     help="multiply training crops by a brightness ramp of random direction and strength up to G "
                          "(CropConfig; default %(default)s: off)")
+    ap.add_argument("--turn-jitter", dest="turn_jitter_deg", type=float, default=d.turn_jitter_deg, metavar="DEG",
+                    help="turn each training crop about its centre by up to DEG degrees either way "
+                         "(CropConfig; default %(default)s: off)")
     ap.add_argument("--points", type=int, default=d.points,
                     help="m, pixels per crop paired with the mesh (default: the config's, lite 256, paper 1024)")
     ap.add_argument("--dropout", type=float, default=d.dropout, metavar="P",

@@ -88,13 +88,14 @@ def test_a_reduced_decode_gives_the_same_example(tiny_data):
     assert max(reductions) >= 4
 
 
-@pytest.mark.parametrize("off_centre_prob", [0.0, 0.5])
-def test_a_trimmed_record_gives_the_same_examples(tiny_data, off_centre_prob):
-    """``TargetBuilder.trim`` keeps every pixel a training crop can read (jitter and off-centre shifts
-    included, area-averaged blocks aligned): the same random draws give the same crop and targets from a
-    fraction of the pixels."""
+@pytest.mark.parametrize("off_centre_prob, turn_jitter_deg", [(0.0, 0.0), (0.5, 0.0), (0.0, 45.0)])
+def test_a_trimmed_record_gives_the_same_examples(tiny_data, off_centre_prob, turn_jitter_deg):
+    """``TargetBuilder.trim`` keeps every pixel a training crop can read (jitter, off-centre shifts and
+    turns included, area-averaged blocks aligned): the same random draws give the same crop and targets
+    from a fraction of the pixels."""
     ds = ArkitLayoutDataset(tiny_data)
-    builder = TargetBuilder(ds.topology, TINY, CropConfig(off_centre_prob=off_centre_prob))
+    builder = TargetBuilder(ds.topology, TINY, CropConfig(off_centre_prob=off_centre_prob,
+                                                          turn_jitter_deg=turn_jitter_deg))
     kept, blocks = [], []
     for i in range(len(ds)):
         full = ds.load(i, builder.decode_reduction)
@@ -109,7 +110,7 @@ def test_a_trimmed_record_gives_the_same_examples(tiny_data, off_centre_prob):
             np.testing.assert_allclose(a["points"], b["points"])
             np.testing.assert_allclose(a["box"][:2] - b["box"][:2], full.K[:2, 2] - trimmed.K[:2, 2])
     assert max(blocks) > 1  # the area-averaged warp was exercised
-    assert np.mean(kept) < (0.75 if off_centre_prob == 0 else 0.95), kept
+    assert np.mean(kept) < (0.75 if off_centre_prob == 0 and turn_jitter_deg == 0 else 0.95), kept
 
 
 def test_record_cache_serves_later_epochs_within_its_budget(tiny_data):
@@ -152,6 +153,34 @@ def test_targets_are_exact(tiny_data):
         np.testing.assert_allclose(crop_px, np.column_stack([cols, rows]), atol=2e-3)
         assert ex["uv_map"].shape == (3, 32, 32)
         assert np.abs(ex["uv_map"]).max() < 1.5  # network units: metres * 10
+
+
+def test_turned_training_crops_keep_exact_correspondences(tiny_data):
+    """``turn_jitter_deg`` turns each training crop by its own angle within the range; every chosen pixel's
+    target point still projects onto it, the canonical targets do not change, and 0 draws nothing extra."""
+    ds = ArkitLayoutDataset(tiny_data)
+    plain = TargetBuilder(ds.topology, TINY)
+    turned = TargetBuilder(ds.topology, TINY, CropConfig(turn_jitter_deg=40.0))
+    angles = []
+    for k in range(8):
+        rec = ds[k % len(ds)]
+        a, b = plain(rec, np.random.default_rng(k)), turned(rec, np.random.default_rng(k))
+        angles.append(np.degrees(np.arctan2(-b["affine"][1, 0], b["affine"][0, 0])))  # counter-clockwise on screen
+        X_cam = (b["points"] / COORD_SCALE) @ rec.R_cam_face.T + rec.t_cam_face
+        crop_px = project_points(rec.K, X_cam) @ b["affine"][:, :2].T + b["affine"][:, 2]
+        rows, cols = np.divmod(b["choose"], 64)
+        np.testing.assert_allclose(crop_px, np.column_stack([cols, rows]), atol=2e-3)
+        assert b["seg"].reshape(-1)[b["choose"]].all()
+        np.testing.assert_array_equal(a["uv_map"], b["uv_map"])
+        (c, s_), (s2, c2) = b["affine"][:, :2]
+        np.testing.assert_allclose([c2, s2], [c, -s_], atol=1e-12)  # a turn and a scale, no shear
+    assert max(np.abs(angles)) <= 40.0 and np.std(angles) > 10, angles
+    assert min(angles) < 0 < max(angles)
+    rng_a, rng_b = np.random.default_rng(9), np.random.default_rng(9)
+    plain(ds[0], rng_a), TargetBuilder(ds.topology, TINY, CropConfig(turn_jitter_deg=0.0))(ds[0], rng_b)
+    assert rng_a.random() == rng_b.random()  # the default recipe's random stream is unchanged
+    with pytest.raises(ValueError, match="turn_jitter_deg"):
+        CropConfig(turn_jitter_deg=-5.0)
 
 
 def test_off_centre_crops_leave_part_of_the_face_out(tiny_data):
