@@ -204,7 +204,9 @@ class TargetBuilder:
         turn_deg = rng.uniform(-turn, turn) if rng is not None and turn > 0 else 0.0
         for attempt in range(3 if off_centre else 1):
             box = self._jittered_box(face_box, rng, off_centre and attempt < 2)
-            A = turn_crop_affine(crop_affine(box, size, self.crop.margin), size, turn_deg)
+            A = crop_affine(box, size, self.crop.margin)
+            if turn_deg:  # (no turn leaves A as it was, to the bit)
+                A = turn_crop_affine(A, size, turn_deg)
             crop_px = px @ A[:, :2].T + A[:, 2]
             raster = rasterize(crop_px, verts_cam[:, 2], self.topology.triangles, size, size, cull_back=True)
             if raster.mask.mean() >= self.crop.min_face_frac:
