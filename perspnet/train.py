@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from perspnet.checkpoint import load_checkpoint, save_checkpoint
+from perspnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from perspnet.datasets.arkit import ArkitLayoutDataset
 from perspnet.datasets.record import FaceRecord
 from perspnet.network import config as presets
@@ -56,7 +56,12 @@ class TrainConfig:
 
     ``ema``: decay of an exponential moving average of the weights (and batch-norm statistics) kept beside
     the trained ones (:class:`WeightAverage`); ``final.pt`` then holds the average and ``final_raw.pt`` the
-    last step's weights. 0 keeps no average."""
+    last step's weights. 0 keeps no average.
+
+    ``init``: a checkpoint whose weights the network starts from (fine-tuning, e.g. the shipped model on real
+    ARKitFace data); the optimizer, learning-rate schedule and step count start afresh. Its architecture must
+    match the one these settings build (preset, ``points``) and its topology the data's. Ignored when
+    resuming from ``out/last.pt``."""
 
     data: Path
     out: Path
@@ -82,6 +87,7 @@ class TrainConfig:
     uv_dropout: float | None = None
     cache_gb: float = 0.0
     ema: float = 0.0
+    init: Path | None = None
 
 
 class WeightAverage:
@@ -203,6 +209,23 @@ def bf16_supported(device: torch.device) -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def _start_from(model: PerspNet, path: Path, topology) -> None:
+    """Copy the weights of checkpoint ``path`` into ``model``; ValueError naming the file when they do not fit."""
+    try:
+        start, start_topology, _, _ = load_checkpoint(path)
+    except CheckpointError as e:
+        raise ValueError(f"--init {e}") from None
+    if not (np.array_equal(start_topology.triangles, topology.triangles)
+            and np.allclose(start_topology.uvs, topology.uvs, atol=1e-6)):
+        raise ValueError(f"--init {path}: its mesh topology ({start_topology.name}) is not the data's ({topology.name})")
+    try:
+        model.load_state_dict(start.state_dict())
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0][:200]
+        raise ValueError(f"--init {path}: its architecture does not match these settings ({first})") from None
+    print(f"starting from the weights of {path}")
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train (or resume from ``out/last.pt``) and return the path of the final checkpoint ``out/final.pt``."""
     torch.manual_seed(cfg.seed)
@@ -241,6 +264,8 @@ def train(cfg: TrainConfig) -> Path:
         step = int(payload["step"])
         torch.set_rng_state(payload["torch_rng"])
         print(f"resuming {last} at step {step}")
+    elif cfg.init is not None:
+        _start_from(model, Path(cfg.init), records.topology)
     uv_weight = torch.from_numpy(builder.uv_weight)
     loader = torch.utils.data.DataLoader(
         RecordDataset(records, builder, flip_prob=cfg.flip_prob,

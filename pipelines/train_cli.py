@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ema", type=float, default=d.ema, metavar="DECAY",
                     help="keep an exponential moving average of the weights (e.g. 0.999); final.pt holds it, "
                          "final_raw.pt the last step's weights (default: no average)")
+    ap.add_argument("--init", type=Path, default=d.init, metavar="CKPT",
+                    help="start from this checkpoint's weights (fine-tuning; optimizer and schedule start afresh)")
     ap.add_argument("--direct", action="store_true",
                     help="train the 'direct 6DoF regress' baseline instead (writes OUT/direct.pt)")
     args = ap.parse_args(argv)

@@ -222,6 +222,33 @@ def test_tiny_training_run_loss_goes_down_and_resumes(tiny_data, tmp_path, monke
     assert all(not v.is_floating_point() or v.dtype == torch.float32 for v in model.state_dict().values())
 
 
+def test_init_starts_from_a_checkpoints_weights(tiny_data, tiny_checkpoint, tmp_path, monkeypatch):
+    """``--init`` starts the network from a checkpoint's weights with a fresh schedule: at a vanishing learning
+    rate the run ends on exactly those weights (the same run without it does not); a checkpoint of another
+    architecture or mesh is a one-line error naming the file."""
+    monkeypatch.setattr("perspnet.network.config.lite", lambda: TINY)
+    start = dict(load_checkpoint(tiny_checkpoint)[0].named_parameters())
+    still = dict(lr=1e-12, iterations=2, batch_size=2, warmup=1, log_every=1, workers=0, threads=2)
+
+    def params(final):
+        return dict(load_checkpoint(final)[0].named_parameters())
+
+    fine = params(train(TrainConfig(data=tiny_data, out=tmp_path / "init", init=tiny_checkpoint, **still)))
+    fresh = params(train(TrainConfig(data=tiny_data, out=tmp_path / "fresh", **still)))
+    assert all(torch.equal(fine[k], start[k]) for k in start)
+    assert not all(torch.equal(fresh[k], start[k]) for k in start)
+
+    payload = torch.load(tiny_checkpoint, weights_only=False)
+    payload["topology_triangles"] = np.asarray(payload["topology_triangles"])[:, ::-1].copy()
+    torch.save(payload, tmp_path / "other_mesh.pt")
+    with pytest.raises(ValueError, match="other_mesh.pt: its mesh topology"):
+        train(TrainConfig(data=tiny_data, out=tmp_path / "m", init=tmp_path / "other_mesh.pt", **still))
+    monkeypatch.setattr("perspnet.network.config.lite", lambda: replace(TINY, width_mult=2 * TINY.width_mult))
+    with pytest.raises(ValueError, match=f"--init {tiny_checkpoint}: its architecture does not match"):
+        train(TrainConfig(data=tiny_data, out=tmp_path / "w", init=tiny_checkpoint, **still))
+    assert not (tmp_path / "w" / "final.pt").exists()
+
+
 def test_points_sets_m_for_training_and_inference(tiny_data, tmp_path, monkeypatch):
     """``--points`` changes how many pixels each crop pairs with the mesh; the checkpoint carries it, so
     inference samples as many."""
