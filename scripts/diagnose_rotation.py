@@ -10,7 +10,8 @@ the canonical points given for the sampled pixels:
 
 Then, for the method's own poses: the error rotation in the face frame, ``R_gt^T R_pred`` as an axis-angle
 vector (degrees; face axes x across, y down, z out of the face), per subject its mean (a bias) and the mean
-distance of the samples from that mean (a spread); and MAE_r by |yaw|.
+distance of the samples from that mean (a spread); and MAE_r by |yaw| and by the face's roll in the image
+(the angle of its x axis, projected at the face's origin, from the image's rows).
 
 ``--ramp G --ramp-towards up|down|left|right`` first multiplies each image by a brightness ramp across the
 face's crop, ``1 + G`` on the named side to ``1 - G`` on the other (the lighting a photographed texture may
@@ -37,6 +38,7 @@ from perspnet.pnp import solve_pose_batch
 from perspnet.training_data import box_from_points
 
 YAW_BINS_DEG = (0, 15, 30, 45, 90)
+IMAGE_ROLL_BINS_DEG = (0, 15, 30, 90)
 RAMP_DIRECTIONS = {"up": (0.0, -1.0), "down": (0.0, 1.0), "left": (-1.0, 0.0), "right": (1.0, 0.0)}  # image x, y
 
 
@@ -49,6 +51,15 @@ def ramp_image(image_rgb: np.ndarray, box: np.ndarray, half_side_px: float, stre
     along = (towards[0] * (xs - box[0]) + towards[1] * (ys - box[1])) / half_side_px
     gain = 1 + strength * np.clip(along, -1, 1)
     return np.clip(image_rgb * gain[:, :, None], 0, 255).astype(np.uint8)
+
+
+def image_roll_deg(K: np.ndarray, R_cam_face: np.ndarray, t_cam_face: np.ndarray) -> float:
+    """Unsigned angle (degrees, 0-90) between the image's rows and the face's x axis (camera frame, metres)
+    as projected at the face's origin: 0 for an upright or upside-down face, 90 for one lying on its side."""
+    ends = project_points(K, np.stack([t_cam_face, t_cam_face + 0.05 * R_cam_face[:, 0]]))
+    dx, dy = ends[1] - ends[0]
+    angle = abs(np.degrees(np.arctan2(dy, dx)))
+    return float(min(angle, 180 - angle))
 
 
 def main() -> None:
@@ -65,7 +76,7 @@ def main() -> None:
     predictor = PerspNetPredictor(args.checkpoint, "cpu")
     n = len(records) if args.limit is None else min(args.limit, len(records))
     errors = {"network": [], "true shape": [], "mean shape": []}  # (mae_r, mae_t) per sample
-    subjects, err_vec_deg, yaw_gt, mae_r = [], [], [], []
+    subjects, err_vec_deg, yaw_gt, roll_image, mae_r = [], [], [], [], []
     for start in tqdm(range(0, n, args.batch_size), desc="diagnose", unit="batch"):
         batch = [records[i] for i in range(start, min(start + args.batch_size, n))]
         boxes = [box_from_points(project_points(r.K, r.verts_cam_m)) for r in batch]
@@ -89,6 +100,7 @@ def main() -> None:
                     subjects.append(r.subject)
                     err_vec_deg.append(np.degrees(cv2.Rodrigues(r.R_cam_face.T @ res.R_cam_face)[0].ravel()))
                     yaw_gt.append(euler_deg_from_matrix(r.R_cam_face)[0])
+                    roll_image.append(image_roll_deg(r.K, r.R_cam_face, r.t_cam_face))
                     mae_r.append(m.mae_r)
     print(f"\n{n} samples of {args.data}; points given to PnP for the network's pixels:")
     for name, e in errors.items():
@@ -103,12 +115,14 @@ def main() -> None:
         spread = np.linalg.norm(v - bias, axis=1).mean()
         print(f"  {s:34s} {len(v):4d}  {bias[0]:6.2f} {bias[1]:6.2f} {bias[2]:6.2f}  {np.linalg.norm(bias):6.2f}"
               f"  {spread:6.2f}  {np.mean(np.asarray(mae_r)[subjects == s]):5.2f}")
-    yaw_abs, mae_r = np.abs(yaw_gt), np.asarray(mae_r)
-    print("\nMAE_r by true |yaw|:")
-    for lo, hi in zip(YAW_BINS_DEG[:-1], YAW_BINS_DEG[1:]):
-        sel = (yaw_abs >= lo) & (yaw_abs < hi)
-        if sel.any():
-            print(f"  {lo:2d}-{hi:2d} deg: {mae_r[sel].mean():5.2f} ({sel.sum()} samples)")
+    mae_r = np.asarray(mae_r)
+    for title, angle, bins in (("true |yaw|", np.abs(yaw_gt), YAW_BINS_DEG),
+                               ("the face's roll in the image", np.asarray(roll_image), IMAGE_ROLL_BINS_DEG)):
+        print(f"\nMAE_r by {title}:")
+        for lo, hi in zip(bins[:-1], bins[1:]):
+            sel = (angle >= lo) & (angle < hi if hi < bins[-1] else angle <= hi)
+            if sel.any():
+                print(f"  {lo:2d}-{hi:2d} deg: {mae_r[sel].mean():5.2f} ({sel.sum()} samples)")
     print(f"\nper-sample MAE_r: median {np.median(mae_r):.2f}, 95th percentile {np.percentile(mae_r, 95):.2f}")
 
 
