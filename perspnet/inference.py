@@ -80,6 +80,7 @@ _TURNED_AND_SCALED = ((0.0, 1.0), (-10.0, 1.0), (10.0, 1.0), (-5.0, 1.0), (5.0, 
 TTA_VIEWS: dict[str, tuple[CropView, ...]] = {
     "none": (CropView(),),
     "flip": (CropView(), CropView(flip=True)),
+    "turn": tuple(CropView(flip, turn) for turn in (0.0, -10.0, 10.0) for flip in (False, True)),
     "full": tuple(CropView(flip, turn, scale) for turn, scale in _TURNED_AND_SCALED for flip in (False, True)),
 }
 """Test-time augmentation presets (the plain view first): all views' correspondences join one PnP."""
@@ -93,8 +94,8 @@ class PerspNetPredictor:
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         pnp: PnP-RANSAC settings.
         tta: test-time augmentation, a key of :data:`TTA_VIEWS` (``"none"``, ``"flip"``: also the mirrored
-            crop, ``"full"``: 14 views, the plain and mirrored crop turned by 0, +-5, +-10 degrees and scaled
-            by 0.9 and 1.1) or a tuple of :class:`CropView`: ``m`` correspondences per view, all in one PnP,
+            crop, ``"turn"``: 6 views, the plain and mirrored crop turned by 0 and +-10 degrees, ``"full"``:
+            14 views, those turned by 0, +-5, +-10 degrees and scaled by 0.9 and 1.1) or a tuple of :class:`CropView`: ``m`` correspondences per view, all in one PnP,
             for as many times the network time. For single images (the tracker keeps one view). Figures on
             the test set: README, Evaluation.
     """

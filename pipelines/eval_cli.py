@@ -26,8 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     ap.add_argument("--tta", choices=sorted(TTA_VIEWS), default="none",
-                    help="PerspNet test-time augmentation: 'flip' adds the mirrored crop, 'full' 14 views (mirrored, "
-                         "turned by +-5 and +-10 degrees, scaled by 0.9 and 1.1), all correspondences in one PnP")
+                    help="PerspNet test-time augmentation: 'flip' adds the mirrored crop, 'turn' 6 views (mirrored, turned "
+                         "by +-10 degrees), 'full' 14 views (mirrored, turned by +-5 and +-10 degrees, scaled by 0.9 "
+                         "and 1.1), all correspondences in one PnP")
     args = ap.parse_args(argv)
     if args.json is not None:  # fail before the evaluation, not after it
         folder = args.json.parent if str(args.json.parent) else Path(".")
