@@ -52,6 +52,10 @@ class TrainConfig:
     ``dropout``: channel-dropout probability in both decoders; ``None`` keeps the preset's (0.15).
     ``uv_dropout``: the same in the UV-map decoder alone, overriding ``dropout`` there; ``None``: as ``dropout``.
 
+    ``image_stride``: stride of the 2D image features, 1 (the paper's) or 2 (the image decoder's full-resolution
+    layer left out; :class:`perspnet.network.config.ModelConfig`); ``feat_dim``: channels of the 2D image and UV
+    features. ``None`` keeps the preset's.
+
     ``cache_gb``: memory for decoded training records kept between epochs (:class:`RecordDataset`); 0: none.
 
     ``ema``: decay of an exponential moving average of the weights (and batch-norm statistics) kept beside
@@ -85,6 +89,8 @@ class TrainConfig:
     points: int | None = None
     dropout: float | None = None
     uv_dropout: float | None = None
+    image_stride: int | None = None
+    feat_dim: int | None = None
     cache_gb: float = 0.0
     ema: float = 0.0
     init: Path | None = None
@@ -235,12 +241,9 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     records = ArkitLayoutDataset(cfg.data)
     model_cfg = getattr(presets, cfg.preset)()
-    if cfg.points is not None:
-        model_cfg = dataclasses.replace(model_cfg, n_points=cfg.points)
-    if cfg.dropout is not None:
-        model_cfg = dataclasses.replace(model_cfg, dropout=cfg.dropout)
-    if cfg.uv_dropout is not None:
-        model_cfg = dataclasses.replace(model_cfg, uv_dropout=cfg.uv_dropout)
+    overrides = {"n_points": cfg.points, "dropout": cfg.dropout, "uv_dropout": cfg.uv_dropout,
+                 "image_stride": cfg.image_stride, "feat_dim": cfg.feat_dim}
+    model_cfg = dataclasses.replace(model_cfg, **{k: v for k, v in overrides.items() if v is not None})
     crop = CropConfig(off_centre_prob=cfg.off_centre_prob, shading_gradient=cfg.shading_gradient,
                       turn_jitter_deg=cfg.turn_jitter_deg)
     builder = TargetBuilder(records.topology, model_cfg, crop)

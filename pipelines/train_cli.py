@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="channel-dropout probability in both decoders (default: the config's, 0.15)")
     ap.add_argument("--uv-dropout", type=float, default=d.uv_dropout, metavar="P",
                     help="channel-dropout probability in the UV-map decoder alone (default: as --dropout)")
+    ap.add_argument("--image-stride", type=int, default=d.image_stride, choices=(1, 2),
+                    help="stride of the 2D image features: 1 (the paper's, full resolution) or 2 (the image "
+                         "decoder's last layer left out; faster) (default: the config's, 1)")
+    ap.add_argument("--feat-dim", type=int, default=d.feat_dim, metavar="C",
+                    help="channels of the 2D image and UV features (default: the config's, lite 16, paper 32)")
     ap.add_argument("--cache-gb", type=float, default=d.cache_gb, metavar="GB",
                     help="keep decoded training records (trimmed to their crops' reach) in memory up to GB between "
                          "epochs, per data-loading process (default: none)")

@@ -69,7 +69,10 @@ class ModelConfig:
         width_mult: ResNet-18 width multiplier (1.0: widths 64/128/256/512).
         head_dim: channels of the conv head on the stride-32 encoder feature, shared by both decoders.
         decoder_dims: channels of the decoder layers at strides 16, 8, 4, 2.
-        feat_dim: channels of the full-resolution 2D image features and of the UV (3D) features.
+        feat_dim: channels of the 2D image features and of the UV (3D) features.
+        image_stride: stride of the 2D image features (and of the segmentation before it is up-sampled to
+            ``S x S``): 1 (the paper's: the image decoder's last layer, at full resolution, also takes the
+            input image as a skip) or 2 (that layer left out; chosen pixels read their features bilinearly).
         local_dim: channels of the per-pixel image feature after its point-wise MLP.
         pe_num_freqs: ``L``, frequencies ``pi * 2**k`` (k < L) of the 2D sinusoidal position encoding
             of pixel coordinates normalised to [-1, 1]; the encoding has ``4 L`` channels.
@@ -90,6 +93,7 @@ class ModelConfig:
     head_dim: int = 256
     decoder_dims: tuple[int, int, int, int] = (256, 128, 64, 32)
     feat_dim: int = 32
+    image_stride: int = 1
     local_dim: int = 64
     pe_num_freqs: int = 6
     global_hidden: int = 128
@@ -120,6 +124,8 @@ class ModelConfig:
                 _check_number(name, v)
         if min(self.image_std) <= 0:
             raise ValueError(f"image_std must be > 0, got {self.image_std}")
+        if self.image_stride not in (1, 2) or isinstance(self.image_stride, bool):
+            raise ValueError(f"image_stride must be 1 or 2, got {self.image_stride!r}")
         _check_number("width_mult", self.width_mult)
         if self.width_mult <= 0:
             raise ValueError(f"width_mult must be > 0, got {self.width_mult}")
