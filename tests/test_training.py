@@ -271,7 +271,7 @@ def test_dropout_sets_the_decoders_channel_dropout(tiny_data, tmp_path, monkeypa
     """``--dropout 0`` trains without the decoders' channel dropout: in training mode two forward passes
     then agree, where the preset's dropout makes them differ; ``--uv-dropout`` sets the UV-map decoder's
     alone (its map varies between passes, the image decoder's segmentation does not); the checkpoint
-    carries both settings."""
+    carries these settings, and ``--image-stride`` / ``--feat-dim`` too."""
     monkeypatch.setattr("perspnet.network.config.lite", lambda: TINY)
     assert TINY.dropout > 0 and TINY.uv_dropout is None
     final = train(TrainConfig(data=tiny_data, out=tmp_path / "d0", iterations=2, batch_size=2, warmup=1,
@@ -279,8 +279,10 @@ def test_dropout_sets_the_decoders_channel_dropout(tiny_data, tmp_path, monkeypa
     model, _, _, _ = load_checkpoint(final)
     assert model.config == replace(TINY, dropout=0.0)
     final_uv = train(TrainConfig(data=tiny_data, out=tmp_path / "uv", iterations=1, batch_size=2, warmup=1,
-                                 log_every=1, workers=0, threads=2, dropout=0.0, uv_dropout=0.3))
-    assert load_checkpoint(final_uv)[0].config == replace(TINY, dropout=0.0, uv_dropout=0.3)
+                                 log_every=1, workers=0, threads=2, dropout=0.0, uv_dropout=0.3,
+                                 image_stride=2, feat_dim=24))
+    assert load_checkpoint(final_uv)[0].config == replace(TINY, dropout=0.0, uv_dropout=0.3, image_stride=2,
+                                                          feat_dim=24)
     torch.manual_seed(0)
     image = torch.randn(2, 3, TINY.input_size, TINY.input_size)
     choose = torch.randint(0, TINY.input_size ** 2, (2, TINY.n_points))
