@@ -198,7 +198,7 @@ class ImageDecoder(nn.Module):
 
     def forward(self, head: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
         """``head (B, head_dim, S/32, S/32)``, skips at strides 16, 8, ... -> ``(B, feat_dim, S/r, S/r)``
-        with ``r`` the last skip's stride."""
+        with ``r`` the stride of the last skip a layer takes (skips beyond the layers are unused)."""
         x = head
         for i, (layer, skip) in enumerate(zip(self.layers, skips)):
             x = layer(torch.cat([_up2(x), skip], dim=1))
@@ -351,7 +351,7 @@ class PerspNet(nn.Module):
             raise ValueError(f"image must be (B, 3, {size}, {size}), got {tuple(image.shape)}")
         x2, x4, x8, x16, x32 = self.encoder(image)
         head = self.head(x32)
-        image_feats = self.image_decoder(head, [x16, x8, x4, x2, image][: 6 - self.config.image_stride])
+        image_feats = self.image_decoder(head, [x16, x8, x4, x2, image])
         seg_logits = self.seg_head(image_feats)
         if self.config.image_stride > 1:
             seg_logits = F.interpolate(seg_logits, size=(size, size), mode="bilinear", align_corners=False)
