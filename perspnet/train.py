@@ -248,6 +248,7 @@ def train(cfg: TrainConfig) -> Path:
                       turn_jitter_deg=cfg.turn_jitter_deg)
     builder = TargetBuilder(records.topology, model_cfg, crop)
     device = torch.device(cfg.device)
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed input sizes: let cuDNN pick its fastest kernels
     if cfg.bf16 and not bf16_supported(device):
         raise ValueError(f"bf16: {device} has no native bfloat16 support (it would be emulated, slower than float32); "
                          "train without bf16")

@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--split", choices=("train", "test"), default="train")
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--bank", type=Path, default=None, help="bank folder (default: the cache's bank)")
+    s.add_argument("--workers", type=int, default=1, help="processes drawing samples (same files for any number)")
     c = sub.add_parser("clip", help="write a clip: video.mp4, K.json, gt.csv, identity.json")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--frames", type=int, default=90)
@@ -58,7 +59,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "samples":
         from perspnet.synth.dataset_writer import write_samples
 
-        out = write_samples(args.out, args.n, args.seed, args.split, SampleGenerator(bank, args.split))
+        out = write_samples(args.out, args.n, args.seed, args.split, SampleGenerator(bank, args.split),
+                            workers=args.workers)
         print(f"wrote {args.n} {args.split} samples to {out}")
         return 0
     from perspnet.synth.clips import ClipConfig, write_clip

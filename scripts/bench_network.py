@@ -2,7 +2,7 @@
 step (forward + backward, train mode) at batch 16, for the lite and paper presets on CPU (and CUDA when
 available); prints parameter counts.
 
-    .venv/bin/python scripts/bench_network.py [--repeats 5] [--threads N] [--presets lite paper]
+    .venv/bin/python scripts/bench_network.py [--repeats 5] [--threads N] [--presets lite paper] [--device cpu|cuda]
 """
 from __future__ import annotations
 
@@ -54,12 +54,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="only this one (default: the CPU and CUDA)")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
     uvs = load_face_model().uvs
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    names = [args.device] if args.device else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = [torch.device(name) for name in names]
     print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}")
     for preset in args.presets:
         cfg = getattr(net_config, preset)()

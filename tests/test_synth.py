@@ -111,6 +111,15 @@ def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_parallel_samples_write_the_same_files(tmp_path, train_generator):
+    write_samples(tmp_path / "one", 6, seed=5, split="train", generator=train_generator)
+    write_samples(tmp_path / "three", 6, seed=5, split="train", generator=train_generator, workers=3)
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert len(files) == 6 * 2 + 2  # jpg + npz per sample, index.csv, topology.npz
+    for f in files:
+        assert _digest(tmp_path / "one" / f) == _digest(tmp_path / "three" / f), f
+
+
 def test_clip_outputs_and_determinism(tmp_path, test_generator):
     cfg = ClipConfig(motion="approach", frames=12, width=320, height=240, fx=300.0)
     a = write_clip(tmp_path / "a", 5, cfg, test_generator)

@@ -38,6 +38,7 @@ from pipelines.atomic import atomic_path
 
 __all__ = [
     "FLIP_YZ",
+    "encode_jpeg",
     "ARKIT_N_VERTS",
     "INDEX_COLUMNS",
     "K_from_projection_matrix",
@@ -425,8 +426,9 @@ class ArkitLayoutWriter:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def write(self, record: FaceRecord, extra: dict | None = None) -> None:
-        """Write ``record``'s jpg and npz; ``extra`` (column -> scalar) goes into its ``index.csv`` row."""
+    def write(self, record: FaceRecord, extra: dict | None = None, jpg: bytes | None = None) -> None:
+        """Write ``record``'s jpg and npz; ``extra`` (column -> scalar) goes into its ``index.csv`` row.
+        ``jpg``: ``record.image_rgb`` already encoded by :func:`encode_jpeg` (e.g. in another process)."""
         if self._closed:
             raise RuntimeError(f"{self.root}: writer already closed")
         key = (record.subject, record.action, record.img_id)
@@ -448,10 +450,8 @@ class ArkitLayoutWriter:
         subject, action, img_id = key
         img_path = self.root / "image" / subject / action / f"{img_id}_ar.jpg"
         npz_path = self.root / "info" / subject / action / f"{img_id}_info.npz"
-        bgr = cv2.cvtColor(record.image_rgb, cv2.COLOR_RGB2BGR)  # IO edge: OpenCV encodes BGR
-        ok, jpg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if not ok:
-            raise RuntimeError(f"{img_path}: JPEG encoding failed")
+        if jpg is None:
+            jpg = encode_jpeg(record.image_rgb, img_path)
         arrays = {
             "verts": (record.verts_face_m @ FLIP_YZ).astype(np.float32),  # canonical -> ARKit face-anchor frame
             "R_t": arkit_R_t_from_pose(record.R_cam_face, record.t_cam_face),
@@ -461,7 +461,7 @@ class ArkitLayoutWriter:
             arrays["ipd_mm"] = np.float64(record.ipd_mm)
         if record.dist is not None:
             arrays["dist"] = record.dist.astype(np.float64)
-        _write_bytes_atomic(img_path, jpg.tobytes())
+        _write_bytes_atomic(img_path, jpg)
         npz_path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(npz_path) as tmp, open(tmp, "wb") as f:  # file object: numpy adds no suffix
             np.savez(f, **arrays)
@@ -481,6 +481,15 @@ class ArkitLayoutWriter:
             df.to_csv(f, index=False)
         with atomic_path(self.root / "topology.npz") as tmp, open(tmp, "wb") as f:
             self.topology.save(f)
+
+
+def encode_jpeg(image_rgb: np.ndarray, name: str | os.PathLike = "image") -> bytes:
+    """``(H, W, 3)`` uint8 RGB -> the JPEG bytes :class:`ArkitLayoutWriter` stores (quality ``JPEG_QUALITY``)."""
+    bgr = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)  # IO edge: OpenCV encodes BGR
+    ok, jpg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise RuntimeError(f"{name}: JPEG encoding failed")
+    return jpg.tobytes()
 
 
 def _write_bytes_atomic(path: Path, data: bytes) -> None:
