@@ -2,7 +2,7 @@
 # Reproduce the shipped checkpoints (checkpoints/perspnet_lite.pt and the direct-regression baseline
 # checkpoints/direct_lite.pt) from scratch on a 2-core CPU machine, then evaluate them on the test set.
 # Safe to rerun: data generation is skipped when done, training resumes from runs/lite/last.pt.
-#   bash scripts/train_lite.sh            (on a 2-core CPU with native bfloat16, AMX or AVX512-BF16: data 8 min,
+#   bash scripts/train_lite.sh            (on a 2-core CPU with native bfloat16, AMX or AVX512-BF16: data 6 min,
 #                                          PerspNet 98 min without the record cache, direct 3, evaluation 4;
 #                                          --cache-gb 4 (2.2 GB used) makes a step about a fifth faster; see the README)
 # PerspNet trains under bfloat16 autocast where the CPU runs it natively; elsewhere in float32, which
@@ -13,8 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 ITERATIONS=${ITERATIONS:-22000}
-[ -f data/synth_train/index.csv ] || $PY -m pipelines.synth_cli samples --n 12000 --seed 1 --split train --out data/synth_train
-[ -f data/synth_test/index.csv ] || $PY -m pipelines.synth_cli samples --n 1000 --seed 1000 --split test --out data/synth_test
+[ -f data/synth_train/index.csv ] || $PY -m pipelines.synth_cli samples --n 12000 --seed 1 --split train --out data/synth_train --workers 2
+[ -f data/synth_test/index.csv ] || $PY -m pipelines.synth_cli samples --n 1000 --seed 1000 --split test --out data/synth_test --workers 2
 BF16=()
 if $PY -c "import sys, torch; from perspnet.train import bf16_supported; sys.exit(not bf16_supported(torch.device('cpu')))"; then
     BF16=(--bf16)

@@ -34,23 +34,23 @@ def write_samples(out_dir: Path, n: int, seed: int, split: str, generator: Sampl
     random stream (:func:`sample_rng`), so the files are the same as with one."""
     with ArkitLayoutWriter(out_dir) as writer, tqdm(total=n, desc=f"samples ({split})", unit="sample") as bar:
         if workers <= 1:
-            _worker_init(generator, seed)
+            _worker_init(generator, seed, split)
             for record, extra, jpg in map(_encoded_sample, range(n)):
                 writer.write(record, extra, jpg)
                 bar.update(1)
         else:
-            with mp.get_context("fork").Pool(workers, _worker_init, (generator, seed)) as pool:
+            with mp.get_context("fork").Pool(workers, _worker_init, (generator, seed, split)) as pool:
                 for record, extra, jpg in pool.imap(_encoded_sample, range(n), chunksize=4):
                     writer.write(record, extra, jpg)
                     bar.update(1)
     return Path(out_dir)
 
 
-_WORKER: dict = {}  # the generator and seed of this process's samples (set by _worker_init)
+_WORKER: dict = {}  # the generator, seed and split of this process's samples (set by _worker_init)
 
 
-def _worker_init(generator: SampleGenerator, seed: int) -> None:
-    _WORKER.update(generator=generator, seed=seed)
+def _worker_init(generator: SampleGenerator, seed: int, split: str) -> None:
+    _WORKER.update(generator=generator, seed=seed, split=split)
 
 
 def _encoded_sample(i: int) -> tuple[FaceRecord, dict, bytes]:
@@ -59,7 +59,7 @@ def _encoded_sample(i: int) -> tuple[FaceRecord, dict, bytes]:
     sample = _WORKER["generator"].sample(sample_rng(seed, i))
     yaw, pitch, roll = sample.yaw_pitch_roll_deg
     h, w = sample.image.shape[:2]
-    extra = {"split": _WORKER["generator"].split, "ipd_mm": round(sample.ipd_mm, 4),
+    extra = {"split": _WORKER["split"], "ipd_mm": round(sample.ipd_mm, 4),
              "yaw_deg": round(yaw, 3), "pitch_deg": round(pitch, 3), "roll_deg": round(roll, 3),
              "tz_m": round(sample.t_cam_face[2], 5), "width": w, "height": h}
     return sample_to_record(sample, f"{seed}_{i:06d}"), extra, encode_jpeg(sample.image)
