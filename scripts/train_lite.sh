@@ -5,7 +5,8 @@
 #   bash scripts/train_lite.sh            (on a 2-core CPU with native bfloat16, AMX or AVX512-BF16: data 6 min,
 #                                          PerspNet 98 min without the record cache, direct 3, evaluation 4;
 #                                          --cache-gb 4 (2.2 GB used) makes a step about a fifth faster; see the README)
-# PerspNet trains under bfloat16 autocast where the CPU runs it natively; elsewhere in float32, which
+# PerspNet trains under bfloat16 autocast where the CPU runs it natively (0.24 s per step on a Xeon with AMX
+# and on an EPYC with AVX512-BF16, about 1 h 45 min in all); elsewhere in float32, which
 # takes about 0.35-0.46 s per step instead of 0.26-0.30 without the cache (2 h 10 min to 2 h 50 min for
 # the 22,000 steps; 3 h 18 min on an AVX2-only EPYC, which made the shipped checkpoint).
 # Dropout only in the UV-map decoder (--dropout 0 --uv-dropout 0.15): see "Tried" in the README.
