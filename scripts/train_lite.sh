@@ -2,13 +2,12 @@
 # Reproduce the shipped checkpoints (checkpoints/perspnet_lite.pt and the direct-regression baseline
 # checkpoints/direct_lite.pt) from scratch on a 2-core CPU machine, then evaluate them on the test set.
 # Safe to rerun: data generation is skipped when done, training resumes from runs/lite/last.pt.
-#   bash scripts/train_lite.sh            (on a 2-core CPU with native bfloat16, AMX or AVX512-BF16: data 6 min,
-#                                          PerspNet 98 min without the record cache, direct 3, evaluation 4;
-#                                          --cache-gb 4 (2.2 GB used) makes a step about a fifth faster; see the README)
-# PerspNet trains under bfloat16 autocast where the CPU runs it natively (0.24 s per step on a Xeon with AMX
-# and on an EPYC with AVX512-BF16, about 1 h 45 min in all); elsewhere in float32, which
-# takes about 0.35-0.46 s per step instead of 0.26-0.30 without the cache (2 h 10 min to 2 h 50 min for
-# the 22,000 steps; 3 h 18 min on an AVX2-only EPYC, which made the shipped checkpoint).
+#   bash scripts/train_lite.sh            (on a 2-core EPYC with AVX512-BF16, whole, in a fresh clone: 1 h 47 min;
+#                                          data 7 min, PerspNet 94 min, direct baseline and evaluation 6)
+# PerspNet trains under bfloat16 autocast where the CPU runs it natively (0.24-0.25 s per step with the record
+# cache, --cache-gb 4, 2.2 GB used, on a Xeon with AMX and on an EPYC with AVX512-BF16); elsewhere in float32,
+# which takes about 0.35-0.46 s per step (2 h 10 min to 2 h 50 min for the 22,000 steps; 3 h 18 min on an
+# AVX2-only EPYC). The shipped checkpoint is this script's output on that EPYC (2026-12-05; see the README).
 # Dropout only in the UV-map decoder (--dropout 0 --uv-dropout 0.15): see "Tried" in the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
