@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="temporal filter: none, forward (causal Kalman) or smooth (offline RTS, default)")
     ap.add_argument("--ipd-mm", type=float, default=None,
                     help="the subject's inter-pupillary distance in mm: rescales the shape and all translations")
+    ap.add_argument("--min-run-frames", type=int, default=3,
+                    help="keep a pose only in a run of at least this many consecutive accepted frames (default "
+                         "%(default)s; 1 keeps every accepted frame)")
     ap.add_argument("--overlay", action="store_true", help="also write overlay.mp4 (mesh and axes on each frame)")
     ap.add_argument("--save-meshes", action="store_true", help="also write meshes.npz (per-frame camera-space meshes)")
     ap.add_argument("--checkpoint", type=Path, default=None, help="PerspNet checkpoint (default: the shipped one)")
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = TrackConfig(video=args.video, intrinsics=args.intrinsics, out=args.out, checkpoint=args.checkpoint,
                              device=args.device, batch_size=args.batch_size, filter=args.filter, ipd_mm=args.ipd_mm,
-                             overlay=args.overlay, save_meshes=args.save_meshes,
+                             overlay=args.overlay, save_meshes=args.save_meshes, min_run_frames=args.min_run_frames,
                              progress=not args.quiet and sys.stderr.isatty())
     except ValueError as err:  # a bad option value
         return _error(str(err), 2)

@@ -89,6 +89,9 @@ class TrackConfig:
         overlay: also write ``overlay.mp4`` (a second decoding pass).
         save_meshes: also write ``meshes.npz``.
         progress: show a progress bar on stderr.
+        min_run_frames: a pose is kept only in a run of at least this many consecutive accepted frames; shorter
+            runs are tentative tracks never confirmed (as multi-object trackers confirm theirs), such as a
+            detection on a face-like thing that the network took for a face for a frame or two. 1 keeps all.
         tracker: settings of the online tracker, identity, PnP and filter.
     """
 
@@ -103,6 +106,7 @@ class TrackConfig:
     overlay: bool = False
     save_meshes: bool = False
     progress: bool = False
+    min_run_frames: int = 3
     tracker: OnlineConfig = field(default_factory=OnlineConfig)
 
     def __post_init__(self) -> None:
@@ -118,6 +122,8 @@ class TrackConfig:
             raise ValueError(f"ipd_mm must be a human inter-pupillary distance in [30, 100] mm, got {self.ipd_mm!r}")
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if not (isinstance(self.min_run_frames, int) and self.min_run_frames >= 1):
+            raise ValueError(f"min_run_frames must be an integer >= 1, got {self.min_run_frames!r}")
 
     @property
     def out_dir(self) -> Path:
@@ -193,11 +199,28 @@ def _stream_pass(config: TrackConfig, tracker: OnlineTracker, store: FrameStore,
     return arrays, sources
 
 
+def confirmed_runs(accepted: np.ndarray, min_run_frames: int) -> np.ndarray:
+    """``accepted (N,)`` bool with the runs of consecutive True shorter than ``min_run_frames`` set False.
+
+    >>> confirmed_runs(np.array([1, 0, 1, 1, 1, 0, 1, 1], bool), 3).astype(int).tolist()
+    [0, 0, 1, 1, 1, 0, 0, 0]
+    """
+    accepted = np.asarray(accepted, dtype=bool)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], accepted.astype(np.int8), [0]])))
+    confirmed = accepted.copy()
+    for start, stop in zip(edges[::2], edges[1::2]):
+        if stop - start < min_run_frames:
+            confirmed[start:stop] = False
+    return confirmed
+
+
 def _pose_track(rows: dict[str, np.ndarray], measurements: list, shape_dev_mm: np.ndarray,
                 config: TrackConfig) -> PoseTrack:
-    """Accepted measurements filtered over the clip (:func:`filter_track`) into a :class:`PoseTrack`."""
+    """Accepted measurements in confirmed runs (:func:`confirmed_runs`) filtered over the clip
+    (:func:`filter_track`) into a :class:`PoseTrack`."""
     n = len(rows["frame"])
-    ok = np.array([m is not None and m.accepted for m in measurements], dtype=bool)
+    ok = confirmed_runs(np.array([m is not None and m.accepted for m in measurements], dtype=bool),
+                        config.min_run_frames)
     R_raw, t_raw = np.full((n, 3, 3), np.nan), np.full((n, 3), np.nan)
     conf, inliers, err = np.zeros(n), np.full(n, np.nan), np.full(n, np.nan)
     for k in np.flatnonzero(ok):

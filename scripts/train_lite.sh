@@ -7,8 +7,7 @@
 # PerspNet trains under bfloat16 autocast where the CPU runs it natively (0.24-0.25 s per step with the record
 # cache, --cache-gb 4, 2.2 GB used, on a Xeon with AMX and on an EPYC with AVX512-BF16); elsewhere in float32,
 # which takes about 0.35-0.46 s per step (2 h 10 min to 2 h 50 min for the 22,000 steps; 3 h 18 min on an
-# AVX2-only EPYC, which made the shipped checkpoint). This script's whole run on that AVX512-BF16 EPYC
-# (2026-12-05) was not shipped: see the README.
+# AVX2-only EPYC). The shipped checkpoint is this script's output on that EPYC (2026-12-05; see the README).
 # Dropout only in the UV-map decoder (--dropout 0 --uv-dropout 0.15): see "Tried" in the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."

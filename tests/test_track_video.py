@@ -2,11 +2,13 @@
 bad inputs, and the tracker's pieces (boxes, warm/cold PnP).
 
 The tiny checkpoint (2 training steps) predicts nothing useful, so the clip is tracked with the
-acceptance thresholds turned off (``LOOSE``): poses are garbage but every path (identity, refine, filter,
+acceptance thresholds turned off (``LOOSE``, and ``min_run_frames=1``: its accepted frames come singly):
+poses are garbage but every path (identity, refine, filter,
 scaling, outputs) runs on real numbers.
 """
 import json
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,7 +27,7 @@ from perspnet.training_data import box_from_points
 from pipelines.mediapipe_track import MediaPipeTrackConfig, mediapipe_track
 from pipelines.track_cli import main as track_main
 from pipelines.track_outputs import TRACK_COLUMNS, read_poses_csv, staged_folder
-from pipelines.track_video import STAGES, TrackConfig, camera_for_video, track_video
+from pipelines.track_video import STAGES, TrackConfig, camera_for_video, confirmed_runs, track_video
 from pipelines.video_io import VideoWriter, iter_frames
 from tracker.acquisition import box_from_pose, box_in_view, box_similarity, box_thumbnail
 from tracker.identity import IdentityConfig
@@ -53,7 +55,7 @@ def tracked(clip, tiny_checkpoint, tmp_path_factory):
                                                   dist=(0.02, -0.01, 0.0, 0.0)))
     config = TrackConfig(video=clip / "video.mp4", intrinsics=folder / "K.json", out=folder / "out",
                          checkpoint=tiny_checkpoint, device="cpu", batch_size=6, overlay=True, save_meshes=True,
-                         tracker=LOOSE)
+                         min_run_frames=1, tracker=LOOSE)
     return track_video(config, notify=None)
 
 
@@ -412,6 +414,17 @@ def test_shipped_checkpoint_on_real_footage_drops_and_takes_up_the_face(name, tm
     assert face.all() and not empty.any()
     assert track["tz"].to_numpy()[~ok].size and np.isnan(track["tz"].to_numpy()[~ok]).all()
     assert np.all((track["tz"][ok] > 0.2) & (track["tz"][ok] < 1.0))
+
+
+def test_confirmed_runs_drops_only_runs_shorter_than_the_minimum():
+    accepted = np.array([1, 1, 0, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1], bool)
+    np.testing.assert_array_equal(confirmed_runs(accepted, 3),
+                                  np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1], bool))
+    np.testing.assert_array_equal(confirmed_runs(accepted, 1), accepted)
+    assert not confirmed_runs(accepted, 5).any()
+    assert confirmed_runs(np.zeros(0, bool), 3).shape == (0,)
+    with pytest.raises(ValueError):
+        TrackConfig(video=Path("clip.mp4"), min_run_frames=0)
 
 
 @pytest.mark.parametrize("kwargs", [dict(redetect_mask_drop=-0.1), dict(redetect_mask_drop=1.5),
