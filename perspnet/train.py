@@ -24,7 +24,7 @@ from perspnet.training_data import MAX_DECODE_REDUCTION, CropConfig, TargetBuild
 
 __all__ = ["TrainConfig", "RecordDataset", "dataset_mirror_map", "bf16_supported", "WeightAverage", "scheduled_batches", "train", "plot_curves"]
 
-LOG_FIELDS = ("step", "total", "shape", "kl", "entropy", "corr", "seg", "lr", "seconds")
+LOG_FIELDS = ("step", "total", "shape", "kl", "entropy", "corr", "seg", "rotation", "lr", "seconds")
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,9 @@ class TrainConfig:
     ``image_stride``: stride of the 2D image features, 1 (the paper's) or 2 (the image decoder's full-resolution
     layer left out; :class:`perspnet.network.config.ModelConfig`); ``feat_dim``: channels of the 2D image and UV
     features. ``None`` keeps the preset's.
+
+    ``rot_weight``: weight of ``L_rot``, the rigid rotation in the error of ``X_corr``
+    (:mod:`perspnet.network.losses`); ``None`` keeps the preset's (0, the paper's loss).
 
     ``cache_gb``: memory for decoded training records kept between epochs (:class:`RecordDataset`); 0: none.
 
@@ -91,6 +94,7 @@ class TrainConfig:
     uv_dropout: float | None = None
     image_stride: int | None = None
     feat_dim: int | None = None
+    rot_weight: float | None = None
     cache_gb: float = 0.0
     ema: float = 0.0
     init: Path | None = None
@@ -244,6 +248,8 @@ def train(cfg: TrainConfig) -> Path:
     overrides = {"n_points": cfg.points, "dropout": cfg.dropout, "uv_dropout": cfg.uv_dropout,
                  "image_stride": cfg.image_stride, "feat_dim": cfg.feat_dim}
     model_cfg = dataclasses.replace(model_cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if cfg.rot_weight is not None:
+        model_cfg = dataclasses.replace(model_cfg, loss=dataclasses.replace(model_cfg.loss, rotation=cfg.rot_weight))
     crop = CropConfig(off_centre_prob=cfg.off_centre_prob, shading_gradient=cfg.shading_gradient,
                       turn_jitter_deg=cfg.turn_jitter_deg)
     builder = TargetBuilder(records.topology, model_cfg, crop)
@@ -277,8 +283,13 @@ def train(cfg: TrainConfig) -> Path:
         num_workers=cfg.workers, collate_fn=collate, persistent_workers=cfg.workers > 0)
     log_path = out / "train_log.csv"
     new_log = not log_path.exists() or step == 0
+    # a resumed run appends under its log's own header (a log begun before a column was added keeps its columns)
+    header = LOG_FIELDS
+    if not new_log:
+        with open(log_path, newline="") as f:
+            header = tuple(next(csv.reader(f), LOG_FIELDS))
     log_file = open(log_path, "w" if new_log else "a", newline="")
-    writer = csv.DictWriter(log_file, LOG_FIELDS)
+    writer = csv.DictWriter(log_file, header, extrasaction="ignore")
     if new_log:
         writer.writeheader()
     extra = lambda: {"optimizer": opt.state_dict(), "step": step, "torch_rng": torch.get_rng_state(),  # noqa: E731
@@ -310,7 +321,8 @@ def train(cfg: TrainConfig) -> Path:
                 writer.writerow({"step": step, **row, "lr": opt.param_groups[0]["lr"],
                                  "seconds": round(time.time() - t0, 1)})
                 log_file.flush()
-                bar.set_postfix(loss=f"{row['total']:.4f}", corr_mm=f"{row['corr'] * 100:.1f}")
+                bar.set_postfix(loss=f"{row['total']:.4f}", corr_mm=f"{row['corr'] * 100:.1f}",
+                                rot_deg=f"{np.degrees(row['rotation']):.2f}")
                 running = {}
             if step % cfg.ckpt_every == 0 or step == cfg.iterations:
                 save_checkpoint(last, model, records.topology, crop, extra())
@@ -339,8 +351,9 @@ def plot_curves(log_path: Path, png_path: Path) -> None:
     if log is None or log.empty:
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for k in ("total", "shape", "corr", "kl", "seg"):
-        axes[0].plot(log["step"], log[k], label=k)
+    for k in ("total", "shape", "corr", "kl", "seg", "rotation"):
+        if k in log:
+            axes[0].plot(log["step"], log[k], label=k)
     axes[0].set_yscale("log")
     axes[0].set_xlabel("step")
     axes[0].set_title("loss terms (unweighted; 3D terms in network units, 1 = 0.1 m)")

@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
                          "decoder's last layer left out; faster) (default: the config's, 1)")
     ap.add_argument("--feat-dim", type=int, default=d.feat_dim, metavar="C",
                     help="channels of the 2D image and UV features (default: the config's, lite 16, paper 32)")
+    ap.add_argument("--rot-weight", type=float, default=d.rot_weight, metavar="W",
+                    help="weight of L_rot, the rigid rotation (radians) in the error of X_corr; not in the paper "
+                         "(default: the config's, 0)")
     ap.add_argument("--cache-gb", type=float, default=d.cache_gb, metavar="GB",
                     help="keep decoded training records (trimmed to their crops' reach) in memory up to GB between "
                          "epochs, per data-loading process (default: none)")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,7 @@ from perspnet.network.losses import (
     LossTargets,
     corr_matrix_kl_entropy,
     corr_points_l1,
+    corr_rigid_rotation,
     perspnet_loss,
     segmentation_ce,
     uv_map_l1,
@@ -125,6 +127,56 @@ class TestPointsAndSeg:
         assert segmentation_ce(logits, gt).item() == pytest.approx(expected)
 
 
+def rotation_matrix(rotvec: np.ndarray) -> torch.Tensor:
+    """Rodrigues' formula, float32."""
+    theta = np.linalg.norm(rotvec)
+    k = rotvec / theta
+    Kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return torch.tensor(np.eye(3) + np.sin(theta) * Kx + (1 - np.cos(theta)) * Kx @ Kx, dtype=torch.float32)
+
+
+class TestRigidRotation:
+    def face_like_points(self, batch: int = 2, m: int = 256) -> torch.Tensor:
+        g = torch.Generator().manual_seed(3)
+        return torch.randn(batch, m, 3, generator=g) * torch.tensor([0.7, 0.9, 0.3]) + torch.tensor([0.1, -0.2, 0.4])
+
+    def test_recovers_a_small_rotation_about_any_centre(self):
+        x = self.face_like_points()
+        rotvec = np.array([0.03, -0.02, 0.04])  # 2.9 degrees
+        centre, shift = torch.tensor([0.5, 0.3, -0.2]), torch.tensor([0.05, -0.1, 0.2])
+        moved = (x - centre) @ rotation_matrix(rotvec).T + centre + shift
+        w = corr_rigid_rotation(moved, x)
+        np.testing.assert_allclose(w.numpy(), np.tile(rotvec, (2, 1)), atol=2e-3)  # second order in the angle
+
+    def test_zero_for_exact_or_shifted_points_and_for_errors_without_rotation(self):
+        x = self.face_like_points()
+        assert corr_rigid_rotation(x, x).abs().max().item() == 0.0
+        assert corr_rigid_rotation(x + torch.tensor([0.3, -0.1, 0.2]), x).abs().max().item() < 1e-6
+        # a stretch along the points' principal axes is not a rotation
+        centred = x - x.mean(dim=1, keepdim=True)
+        axes = torch.linalg.eigh(centred.transpose(1, 2) @ centred).eigenvectors  # (B, 3, 3)
+        strain = axes @ torch.diag(torch.tensor([1.0, -1.0, 2.0])) @ axes.transpose(1, 2)
+        stretched = x + 0.05 * centred @ strain
+        assert corr_rigid_rotation(stretched, x).abs().max().item() < 1e-5
+
+    def test_loss_weight_and_gradient(self):
+        x = self.face_like_points(batch=1)
+        rotvec = np.array([0.0, 0.05, 0.0])
+        pred = (x @ rotation_matrix(rotvec).T).requires_grad_(True)
+        outputs = {"uv_map": torch.zeros(1, 3, 2, 2), "seg_logits": torch.zeros(1, 2, 1, 1),
+                   "corr_logits": torch.zeros(1, 256, 4), "points_corr": pred}
+        targets = LossTargets(uv_map=torch.zeros(1, 3, 2, 2), uv_weight=torch.ones(2, 2), seg=torch.ones(1, 1, 1),
+                              corr_vert_ids=torch.zeros(1, 256, 3, dtype=torch.long),
+                              corr_bary=torch.tensor([1.0, 0.0, 0.0]).expand(1, 256, 3), points=x)
+        off = perspnet_loss(outputs, targets, LossWeights())
+        on = perspnet_loss(outputs, targets, LossWeights(rotation=2.0))
+        assert off.rotation.item() == pytest.approx(0.05, rel=0.02)
+        assert (on.total - off.total).item() == pytest.approx(2.0 * on.rotation.item())
+        on.rotation.backward()
+        with torch.no_grad():  # a small step down the gradient makes the rotation smaller
+            assert corr_rigid_rotation(pred - 0.01 * pred.grad / pred.grad.norm(), x).norm() < 0.05 * 0.99
+
+
 class TestPerspNetLoss:
     def hand_made_case(self) -> tuple[dict[str, torch.Tensor], LossTargets]:
         uv_map = torch.zeros(1, 3, 2, 2)
@@ -151,11 +203,12 @@ class TestPerspNetLoss:
         outputs, targets = self.hand_made_case()
         terms = perspnet_loss(outputs, targets)
         values = terms.as_floats()
-        expected = {"shape": 6.0, "kl": 0.5 * LN2, "entropy": 1.75 * LN2, "corr": 3.0, "seg": -math.log(0.75)}
+        expected = {"shape": 6.0, "kl": 0.5 * LN2, "entropy": 1.75 * LN2, "corr": 3.0, "seg": -math.log(0.75),
+                    "rotation": 0.0}  # one point: no rotation to fit
         expected["matrix"] = expected["kl"] + 0.1 * expected["entropy"]
         expected["total"] = (0.5 * expected["shape"] + 0.01 * expected["matrix"] + 1.0 * expected["corr"]
                              + 0.01 * expected["seg"])
-        assert values == pytest.approx(expected)
+        assert values == pytest.approx(expected, abs=1e-5)
 
     def test_weights_scale_terms(self):
         outputs, targets = self.hand_made_case()

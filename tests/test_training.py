@@ -213,10 +213,13 @@ def test_tiny_training_run_loss_goes_down_and_resumes(tiny_data, tmp_path, monke
     assert log["step"].tolist() == list(range(5, 35, 5))
     assert log["total"].iloc[-2:].mean() < 0.8 * log["total"].iloc[:2].mean()
     assert (tmp_path / "run" / "training_curves.png").stat().st_size > 1000
-    # resume: a longer run continues from last.pt at step 30
+    # resume: a longer run continues from last.pt at step 30, under the log's own header even when that
+    # log was begun before a column (here "rotation") was added
+    log.drop(columns="rotation").to_csv(tmp_path / "run" / "train_log.csv", index=False)
     train(replace(cfg, iterations=35))
     log = pd.read_csv(tmp_path / "run" / "train_log.csv")
     assert log["step"].iloc[-1] == 35 and log["step"].is_monotonic_increasing
+    assert "rotation" not in log and np.isfinite(log["total"]).all()
     model, topo, crop, payload = load_checkpoint(final)
     assert model.config == TINY and topo.n_verts == 468
     assert all(not v.is_floating_point() or v.dtype == torch.float32 for v in model.state_dict().values())
@@ -271,7 +274,7 @@ def test_dropout_sets_the_decoders_channel_dropout(tiny_data, tmp_path, monkeypa
     """``--dropout 0`` trains without the decoders' channel dropout: in training mode two forward passes
     then agree, where the preset's dropout makes them differ; ``--uv-dropout`` sets the UV-map decoder's
     alone (its map varies between passes, the image decoder's segmentation does not); the checkpoint
-    carries these settings, and ``--image-stride`` / ``--feat-dim`` too."""
+    carries these settings, and ``--image-stride`` / ``--feat-dim`` / ``--rot-weight`` too."""
     monkeypatch.setattr("perspnet.network.config.lite", lambda: TINY)
     assert TINY.dropout > 0 and TINY.uv_dropout is None
     final = train(TrainConfig(data=tiny_data, out=tmp_path / "d0", iterations=2, batch_size=2, warmup=1,
@@ -280,9 +283,9 @@ def test_dropout_sets_the_decoders_channel_dropout(tiny_data, tmp_path, monkeypa
     assert model.config == replace(TINY, dropout=0.0)
     final_uv = train(TrainConfig(data=tiny_data, out=tmp_path / "uv", iterations=1, batch_size=2, warmup=1,
                                  log_every=1, workers=0, threads=2, dropout=0.0, uv_dropout=0.3,
-                                 image_stride=2, feat_dim=24))
+                                 image_stride=2, feat_dim=24, rot_weight=0.5))
     assert load_checkpoint(final_uv)[0].config == replace(TINY, dropout=0.0, uv_dropout=0.3, image_stride=2,
-                                                          feat_dim=24)
+                                                          feat_dim=24, loss=replace(TINY.loss, rotation=0.5))
     torch.manual_seed(0)
     image = torch.randn(2, 3, TINY.input_size, TINY.input_size)
     choose = torch.randint(0, TINY.input_size ** 2, (2, TINY.n_points))

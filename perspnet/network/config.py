@@ -33,7 +33,7 @@ _MAX_UV_UPSAMPLINGS = 5
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the training loss ``w_shape L_S + w_matrix L_M + w_corr L_corr + w_seg L_seg``.
+    """Weights of the training loss ``w_shape L_S + w_matrix L_M + w_corr L_corr + w_seg L_seg + w_rot L_rot``.
 
     Attributes:
         shape: ``w_S``, weight of the L1 loss on the UV position map.
@@ -41,6 +41,8 @@ class LossWeights:
         corr: ``w_corr``, weight of the L1 loss on the corresponded 3D points ``X_corr``.
         seg: ``w_seg``, weight of the face segmentation cross-entropy.
         entropy: weight of the row entropy of ``M`` inside ``L_M`` (``L_M = KL + entropy * H``).
+        rotation: weight of ``L_rot``, the angle (radians) of the rigid rotation in the error of ``X_corr``
+            (:mod:`perspnet.network.losses`); not in the paper, 0 by default.
     """
 
     shape: float = 0.5
@@ -48,6 +50,7 @@ class LossWeights:
     corr: float = 1.0
     seg: float = 0.01
     entropy: float = 0.1
+    rotation: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

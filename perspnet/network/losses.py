@@ -1,5 +1,5 @@
-"""PerspNet's training loss ``L = w_S L_S + w_M L_M + w_corr L_corr + w_seg L_seg`` (weights in
-:class:`perspnet.network.config.LossWeights`; the paper's are 0.5, 0.01, 1.0, 0.01).
+"""PerspNet's training loss ``L = w_S L_S + w_M L_M + w_corr L_corr + w_seg L_seg (+ w_rot L_rot)`` (weights
+in :class:`perspnet.network.config.LossWeights`; the paper's are 0.5, 0.01, 1.0, 0.01, and no ``L_rot``).
 
 * ``L_S``: L1 error of the UV position map, per texel the sum of ``|dx| + |dy| + |dz|``, averaged over
   texels with the weight map (1 on the face's UV region, 0 elsewhere).
@@ -7,6 +7,10 @@
   barycentric ground-truth row, and the entropy ``H(M_row)``; both averaged over the ``m`` rows.
 * ``L_corr``: L1 error of ``X_corr``, per chosen pixel ``|dx| + |dy| + |dz|``, averaged over pixels.
 * ``L_seg``: cross-entropy of the 2-class face segmentation, averaged over pixels.
+* ``L_rot`` (not in the paper; weight 0 unless set): the angle, radians, of the rigid rotation that best
+  carries the ground-truth points of the chosen pixels onto ``X_corr`` (small-angle least squares,
+  :func:`corr_rigid_rotation`), averaged over crops. PnP turns exactly that rigid part of the
+  correspondences' error into rotation error of the pose, while ``L_corr`` weighs it like any other error.
 
 All coordinates are in network units (:data:`perspnet.network.config.COORD_SCALE` per metre). Log terms
 are taken from ``log_softmax`` of the logits and zero ground-truth weights contribute exactly 0, so the
@@ -28,6 +32,7 @@ __all__ = [
     "uv_map_l1",
     "corr_matrix_kl_entropy",
     "corr_points_l1",
+    "corr_rigid_rotation",
     "segmentation_ce",
     "perspnet_loss",
 ]
@@ -69,6 +74,7 @@ class LossTerms:
     entropy: torch.Tensor
     corr: torch.Tensor
     seg: torch.Tensor
+    rotation: torch.Tensor
 
     def as_floats(self) -> dict[str, float]:
         """Each term as a Python float, for logging."""
@@ -116,6 +122,24 @@ def corr_points_l1(points_corr: torch.Tensor, points_gt: torch.Tensor) -> torch.
     return (points_corr - points_gt).abs().sum(dim=2).mean()
 
 
+def corr_rigid_rotation(points_corr: torch.Tensor, points_gt: torch.Tensor) -> torch.Tensor:
+    """Small-angle rotation vector ``(B, 3)``, radians, of the rigid motion that best explains
+    ``X_corr - X_gt`` over each crop's ``m`` points (inputs ``(B, m, 3)``, canonical frame).
+
+    With ``x_i`` the ground-truth points about their mean and ``e_i`` the errors about theirs, the
+    rotation ``w`` minimising ``sum_i |e_i - w x x_i|^2`` solves ``A w = sum_i x_i x e_i`` with
+    ``A = sum_i (|x_i|^2 I - x_i x_i^T)`` (the points' inertia tensor): exact to first order in the
+    angle, for a rotation about any centre. Computed in float32.
+    """
+    x = points_gt.float() - points_gt.float().mean(dim=1, keepdim=True)
+    err = points_corr.float() - points_gt.float()
+    e = err - err.mean(dim=1, keepdim=True)
+    eye = torch.eye(3, device=x.device, dtype=x.dtype)
+    inertia = (x * x).sum(dim=(1, 2))[:, None, None] * eye - torch.einsum("bmi,bmj->bij", x, x)
+    moment = torch.linalg.cross(x, e, dim=2).sum(dim=1)
+    return torch.linalg.solve(inertia + 1e-9 * eye, moment.unsqueeze(2)).squeeze(2)
+
+
 def segmentation_ce(seg_logits: torch.Tensor, seg_gt: torch.Tensor) -> torch.Tensor:
     """Pixel-averaged cross-entropy; ``seg_logits (B, 2, S, S)``, ``seg_gt (B, S, S)`` bool or long (1 = face)."""
     return F.cross_entropy(seg_logits, seg_gt.long())
@@ -136,5 +160,9 @@ def perspnet_loss(outputs: Mapping[str, torch.Tensor], targets: LossTargets,
     matrix = kl + weights.entropy * entropy
     corr = corr_points_l1(outputs["points_corr"], targets.points)
     seg = segmentation_ce(outputs["seg_logits"], targets.seg)
-    total = weights.shape * shape + weights.matrix * matrix + weights.corr * corr + weights.seg * seg
-    return LossTerms(total=total, shape=shape, matrix=matrix, kl=kl, entropy=entropy, corr=corr, seg=seg)
+    omega = corr_rigid_rotation(outputs["points_corr"], targets.points)
+    rotation = torch.sqrt((omega * omega).sum(dim=1) + 1e-12).mean()
+    total = (weights.shape * shape + weights.matrix * matrix + weights.corr * corr + weights.seg * seg
+             + weights.rotation * rotation)
+    return LossTerms(total=total, shape=shape, matrix=matrix, kl=kl, entropy=entropy, corr=corr, seg=seg,
+                     rotation=rotation)
