@@ -59,6 +59,9 @@ class TrainConfig:
     ``rot_weight``: weight of ``L_rot``, the rigid rotation in the error of ``X_corr``
     (:mod:`perspnet.network.losses`); ``None`` keeps the preset's (0, the paper's loss).
 
+    ``weight_decay``: AdamW's decoupled weight decay, applied to every parameter. A resumed run keeps the
+    value its optimizer state was saved with.
+
     ``cache_gb``: memory for decoded training records kept between epochs (:class:`RecordDataset`); 0: none.
 
     ``ema``: decay of an exponential moving average of the weights (and batch-norm statistics) kept beside

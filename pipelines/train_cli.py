@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=d.iterations)
     ap.add_argument("--batch-size", type=int, default=d.batch_size)
     ap.add_argument("--lr", type=float, default=d.lr)
+    ap.add_argument("--weight-decay", type=float, default=d.weight_decay, metavar="WD",
+                    help="AdamW's decoupled weight decay, on every parameter (default %(default)s)")
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--workers", type=int, default=d.workers, help="data-loading processes")
     ap.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
