@@ -7,8 +7,10 @@
 # PerspNet trains under bfloat16 autocast where the CPU runs it natively (0.24-0.25 s per step with the record
 # cache, --cache-gb 4, 2.2 GB used, on a Xeon with AMX and on an EPYC with AVX512-BF16); elsewhere in float32,
 # which takes about 0.35-0.46 s per step (2 h 10 min to 2 h 50 min for the 22,000 steps; 3 h 18 min on an
-# AVX2-only EPYC). The shipped checkpoint is this script's output on that EPYC (2026-12-05; see the README).
-# Dropout only in the UV-map decoder (--dropout 0 --uv-dropout 0.15): see "Tried" in the README.
+# AVX2-only EPYC). The shipped checkpoint is this PerspNet command's output on that EPYC, on data from the
+# commands below (2026-12-05, late; see the README).
+# Dropout only in the UV-map decoder (--dropout 0 --uv-dropout 0.15): see "Tried" in the README; AdamW's
+# weight decay 0.05 (--weight-decay): see "perspnet-train --weight-decay" there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -23,7 +25,7 @@ else
 fi
 $PY -m pipelines.train_cli --config lite --data data/synth_train --out runs/lite --iterations "$ITERATIONS" \
     --batch-size 16 --lr 2e-3 --seed 0 --workers 0 --threads 2 --cache-gb 4 --dropout 0 --uv-dropout 0.15 \
-    "${BF16[@]}"
+    --weight-decay 0.05 "${BF16[@]}"
 [ -f runs/direct/direct.pt ] || $PY -m pipelines.train_cli --direct --config lite --data data/synth_train \
     --out runs/direct --iterations 1500 --batch-size 16 --lr 1e-3 --seed 0 --workers 1 --threads 2
 mkdir -p checkpoints
