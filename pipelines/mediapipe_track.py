@@ -26,7 +26,7 @@ from tqdm import tqdm
 from perspnet.face_model import FaceModelNotFound, load_face_model
 from perspnet.intrinsics import IntrinsicsError, undistort_points
 from perspnet.landmarker import FaceLandmarker
-from perspnet.pnp import TRACKING_PNP, PnPConfig, solve_pose
+from perspnet.pnp import PnPConfig, solve_pose
 from perspnet.training_data import box_from_points
 from pipelines.atomic import OutputError, write_json_atomic
 from pipelines.track_outputs import PoseTrack, jitter_summary, plot_stability, staged_folder, write_poses_csv
@@ -59,7 +59,7 @@ class MediaPipeTrackConfig:
     intrinsics: Path | None = None
     out: Path | None = None
     filter: str = "none"
-    pnp: PnPConfig = TRACKING_PNP
+    pnp: PnPConfig = PnPConfig()
     filter_config: FilterConfig = field(default_factory=FilterConfig)
     progress: bool = False
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from perspnet.conventions import rotation_angle_deg
-from perspnet.pnp import TRACKING_PNP, PnPConfig, PnPResult, solve_pose
+from perspnet.pnp import PnPConfig, PnPResult, solve_pose
 
 __all__ = ["MeasureConfig", "Measurement", "measure_pose"]
 
@@ -27,7 +27,8 @@ class MeasureConfig:
     """Settings of :func:`measure_pose`. Validated on construction.
 
     Attributes:
-        pnp: the solver's settings (RANSAC threshold, iterations, refinement); :data:`perspnet.pnp.TRACKING_PNP`.
+        pnp: the solver's settings (RANSAC threshold, iterations, refinement); the same defaults as for
+            single images (the size-relative RANSAC threshold).
         min_inlier_ratio: warm results with fewer inliers / correspondences are re-solved cold.
         max_reproj_frac: warm results whose inliers' RMS reprojection error exceeds this fraction of
             the RANSAC inlier threshold (``PnPResult.threshold_px``) are re-solved cold (errors spread evenly below the threshold give
@@ -38,7 +39,7 @@ class MeasureConfig:
         min_confidence: PnP confidence (in [0, 1]) needed to accept a measurement.
     """
 
-    pnp: PnPConfig = TRACKING_PNP
+    pnp: PnPConfig = PnPConfig()
     min_inlier_ratio: float = 0.5
     max_reproj_frac: float = 0.7
     max_prior_rot_deg: float = 20.0
