@@ -9,7 +9,7 @@
 # which takes about 0.35-0.46 s per step (2 h 10 min to 2 h 50 min for the 22,000 steps; 3 h 18 min on an
 # AVX2-only EPYC). The shipped checkpoint is this PerspNet command's output on that EPYC, on data from the
 # commands below (2026-12-05, late; see the README).
-# Dropout only in the UV-map decoder (--dropout 0 --uv-dropout 0.15): see "Tried" in the README; AdamW's
+# Dropout only in the UV-map decoder (--dropout 0 --uv-dropout 0.15): see docs/experiments.md; AdamW's
 # weight decay 0.05 (--weight-decay): see "perspnet-train --weight-decay" there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
