@@ -21,7 +21,6 @@ from perspnet.checkpoint import default_checkpoint_path
 from perspnet.conventions import matrix_from_euler_deg, project_points, transform_points
 from perspnet.intrinsics import Intrinsics, save_intrinsics
 from perspnet.landmarker import FaceLandmarker
-from perspnet.pnp import PnPConfig
 from perspnet.synth.clips import ClipConfig, write_clip
 from perspnet.training_data import box_from_points
 from pipelines.mediapipe_track import MediaPipeTrackConfig, mediapipe_track
@@ -386,7 +385,7 @@ class TestMeasure:
     def test_low_confidence_is_not_accepted(self, scene):
         K, R, t, X, px = scene
         noisy = px + np.random.default_rng(1).normal(0, 4.0, px.shape)
-        m = measure_pose(noisy, X, K, None, MeasureConfig(pnp=PnPConfig(), min_confidence=0.9))
+        m = measure_pose(noisy, X, K, None, MeasureConfig(min_confidence=0.9))
         assert m.pnp.success and not m.accepted and not m.cold_fallback
 
 
