@@ -11,7 +11,7 @@ import numpy as np
 from perspnet.face_model import FaceModel
 from perspnet.landmarker import FaceLandmarker
 from perspnet.pnp import PnPConfig, PnPResult, solve_pose
-from perspnet.training_data import crop_affine, warp_crop
+from perspnet.crop import crop_affine, warp_crop
 
 __all__ = ["MediaPipePnP"]
 

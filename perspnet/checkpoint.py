@@ -15,7 +15,7 @@ import torch
 from perspnet.datasets.record import FaceTopology
 from perspnet.network.config import ModelConfig
 from perspnet.network.model import PerspNet
-from perspnet.training_data import CropConfig
+from perspnet.crop import CropConfig
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "default_checkpoint_path"]
 
@@ -39,7 +39,7 @@ def save_checkpoint(path: Path, model: PerspNet, topology: FaceTopology, crop: C
     ``half=True`` stores float tensors as float16 (a shipped checkpoint; they load back as float32).
     ``extra`` holds training state (optimizer, step, ...) for resuming.
     """
-    from pipelines.atomic import atomic_path
+    from baseio.atomic import atomic_path
 
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     payload = {"format": CHECKPOINT_FORMAT, "model_config": model.config.to_dict(),

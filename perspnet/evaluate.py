@@ -23,7 +23,7 @@ from perspnet.datasets.record import FaceRecord
 from perspnet.face_model import FaceModel, load_face_model
 from perspnet.inference import PerspNetPredictor
 from perspnet.metrics import SampleMetrics, aggregate_metrics, sample_metrics
-from perspnet.training_data import box_from_points
+from perspnet.crop import box_from_points
 
 __all__ = ["EvalConfig", "evaluate"]
 

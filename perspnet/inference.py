@@ -17,7 +17,7 @@ from perspnet.conventions import transform_points
 from perspnet.network.config import COORD_SCALE
 from perspnet.network.model import spread_choose_from_mask
 from perspnet.pnp import PnPConfig, PnPResult, solve_pose_batch
-from perspnet.training_data import crop_affine, turn_crop_affine, warp_crop
+from perspnet.crop import crop_affine, turn_crop_affine, warp_crop
 
 __all__ = ["CropView", "FaceEstimate", "PerspNetPredictor", "TTA_VIEWS", "crop_pixels_to_image", "pick_device"]
 

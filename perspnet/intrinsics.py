@@ -26,7 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipelines.atomic import write_json_atomic
+from baseio.atomic import write_json_atomic
 
 __all__ = [
     "DEFAULT_HFOV_DEG",

@@ -20,7 +20,8 @@ from perspnet.network import config as presets
 from perspnet.network.losses import LossTargets, perspnet_loss
 from perspnet.datasets.mirror import mirror_record, mirror_vertex_map
 from perspnet.network.model import PerspNet
-from perspnet.training_data import MAX_DECODE_REDUCTION, CropConfig, TargetBuilder, collate
+from perspnet.crop import CropConfig
+from perspnet.training_data import MAX_DECODE_REDUCTION, TargetBuilder, collate
 
 __all__ = ["TrainConfig", "RecordDataset", "dataset_mirror_map", "bf16_supported", "WeightAverage", "scheduled_batches", "train", "plot_curves"]
 
@@ -348,7 +349,7 @@ def plot_curves(log_path: Path, png_path: Path) -> None:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from pipelines.atomic import atomic_path
+    from baseio.atomic import atomic_path
 
     log = pd.read_csv(log_path) if log_path.stat().st_size > len(",".join(LOG_FIELDS)) + 1 else None
     if log is None or log.empty:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -12,8 +11,9 @@ from perspnet.datasets.arkit import ArkitLayoutDataset
 from perspnet.network import config as presets
 from perspnet.network.direct import DIRECT_FORMAT, DirectRegressNet, pose_from_output
 from perspnet.train import RecordDataset, TrainConfig, scheduled_batches
-from perspnet.training_data import CropConfig, TargetBuilder, collate
-from pipelines.atomic import atomic_path
+from perspnet.crop import CropConfig
+from perspnet.training_data import TargetBuilder, collate
+from baseio.atomic import atomic_path
 
 __all__ = ["train_direct"]
 

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipelines.atomic import OutputError
+from baseio.atomic import OutputError
 from tracker.jitter import SAVGOL_ORDER, SAVGOL_WINDOW, JitterInputError, analyze, load_gt, load_pose_runs
 from tracker.jitter_report import format_tables, write_report
 

@@ -24,7 +24,7 @@ clip's summary row and the size and modification time of the clip and of its K.j
 is present and matches its inputs is *skipped* (its row comes from the marker) unless ``force``. The marker
 is removed before a clip is tracked, so a folder whose run was interrupted, even while track-video was
 publishing its files one by one, has no marker and is tracked again. Hidden temporaries that killed runs
-leave (``.<name>.tmp-<pid>-<hex>``, from :func:`pipelines.atomic.atomic_path` and
+leave (``.<name>.tmp-<pid>-<hex>``, from :func:`baseio.atomic.atomic_path` and
 :func:`pipelines.track_outputs.staged_folder`) are removed before a clip is tracked again. One batch at a
 time may write into an ``out_dir`` (``out_dir/.batch.lock``, an flock the kernel releases if we die).
 
@@ -53,7 +53,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipelines.atomic import OutputError, atomic_path, write_json_atomic
+from baseio.atomic import OutputError, atomic_path, write_json_atomic
 from pipelines.batch_executors import (ExecutorUnavailable, default_workers, run_dask, run_local, worker_device,
                                        worker_devices)
 from pipelines.batch_summary import ClipOutcome, plot_summary, write_errors_log, write_summary_csv
@@ -80,7 +80,7 @@ DONE_MARKER = ".batch-done.json"
 LOCK_FILE = ".batch.lock"
 WORKERS_LOG = "workers.log"  # local workers' stdout and stderr (MediaPipe's native logging, crash tracebacks)
 EXECUTORS = ("local", "dask")
-# Temporary names of pipelines.atomic.atomic_path (".<stem>.tmp-<pid>-<hex8><suffix>") and of
+# Temporary names of baseio.atomic.atomic_path (".<stem>.tmp-<pid>-<hex8><suffix>") and of
 # pipelines.track_outputs.staged_folder (".<name>.tmp-<pid>-<hex8>").
 _TEMPORARY = re.compile(r"^\..+\.tmp-\d+-[0-9a-f]{8}(\.[^.]*)?$")
 
@@ -309,7 +309,7 @@ def run_clip(job: ClipJob) -> ClipOutcome:
     from perspnet.face_model import FaceModelNotFound
     from perspnet.intrinsics import IntrinsicsError
     from pipelines.track_video import TrackConfig, TrackError, track_video
-    from pipelines.video_io import VideoError
+    from baseio.video_io import VideoError
 
     try:
         (job.out_dir / DONE_MARKER).unlink(missing_ok=True)

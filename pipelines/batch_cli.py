@@ -18,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-from pipelines.atomic import OutputError
+from baseio.atomic import OutputError
 from pipelines.batch import EXECUTORS, BatchArgumentError, BatchConfig, run_batch
 
 PROG = "batch-process"

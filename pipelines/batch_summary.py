@@ -1,6 +1,6 @@
 """The batch's report: ``summary.csv`` (one row per clip), ``summary.png`` (bar charts) and ``errors.log``.
 
-Every file is written atomically (:mod:`pipelines.atomic`). Rows are :class:`ClipOutcome`; the columns of
+Every file is written atomically (:mod:`baseio.atomic`). Rows are :class:`ClipOutcome`; the columns of
 ``summary.csv`` are :data:`SUMMARY_COLUMNS`, with empty cells where a value does not exist (a failed clip
 has no frame count; a clip without three consecutive poses has no jitter).
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from pipelines.atomic import atomic_path, write_text_atomic
+from baseio.atomic import atomic_path, write_text_atomic
 
 __all__ = ["STATUSES", "SUMMARY_COLUMNS", "ClipOutcome", "write_summary_csv", "read_summary_csv", "plot_summary",
            "write_errors_log"]

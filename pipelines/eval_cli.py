@@ -11,7 +11,7 @@ from perspnet.checkpoint import CheckpointError
 from perspnet.evaluate import EvalConfig, evaluate
 from perspnet.inference import TTA_VIEWS
 from perspnet.metrics import format_table
-from pipelines.atomic import OutputError, write_json_atomic
+from baseio.atomic import OutputError, write_json_atomic
 
 
 def main(argv: list[str] | None = None) -> int:

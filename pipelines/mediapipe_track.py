@@ -27,11 +27,11 @@ from perspnet.face_model import FaceModelNotFound, load_face_model
 from perspnet.intrinsics import IntrinsicsError, undistort_points
 from perspnet.landmarker import FaceLandmarker
 from perspnet.pnp import PnPConfig, solve_pose
-from perspnet.training_data import box_from_points
-from pipelines.atomic import OutputError, write_json_atomic
+from perspnet.crop import box_from_points
+from baseio.atomic import OutputError, write_json_atomic
 from pipelines.track_outputs import PoseTrack, jitter_summary, plot_stability, staged_folder, write_poses_csv
 from pipelines.track_video import STAGES, camera_for_video
-from pipelines.video_io import DecodeReport, VideoError, iter_frames, probe_video
+from baseio.video_io import DecodeReport, VideoError, iter_frames, probe_video
 from tracker.kalman import FilterConfig
 from tracker.online import TIME_NUDGE_S, StageTimer
 from tracker.smoother import MODES, filter_track

@@ -17,7 +17,7 @@ import numpy as np
 
 from perspnet.intrinsics import Intrinsics
 from pipelines.track_outputs import PoseTrack
-from pipelines.video_io import WRITE_TIME_BASE, DecodeReport, VideoWriter, iter_frames
+from baseio.video_io import WRITE_TIME_BASE, DecodeReport, VideoWriter, iter_frames
 from tracker.acquisition import project_to_image
 
 __all__ = ["AXIS_LENGTH_M", "draw_frame", "write_overlay"]

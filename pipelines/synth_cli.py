@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from perspnet.synth.bank import build_bank, default_bank, load_bank
-from pipelines.atomic import OutputError
+from baseio.atomic import OutputError
 
 
 def _parser() -> argparse.ArgumentParser:

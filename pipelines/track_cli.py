@@ -16,9 +16,9 @@ from pathlib import Path
 from perspnet.checkpoint import CheckpointError
 from perspnet.face_model import FaceModelNotFound
 from perspnet.intrinsics import IntrinsicsError
-from pipelines.atomic import OutputError
+from baseio.atomic import OutputError
 from pipelines.track_video import TrackConfig, TrackError, track_video
-from pipelines.video_io import VideoError
+from baseio.video_io import VideoError
 from tracker.smoother import MODES
 
 PROG = "track-video"

@@ -32,7 +32,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from perspnet.conventions import MM_PER_M, euler_deg_from_matrix, quat_wxyz_from_matrix
-from pipelines.atomic import OutputError, atomic_path
+from baseio.atomic import OutputError, atomic_path
 from tracker.jitter import POSE_COLUMNS, RAW_PREFIX, SAVGOL_ORDER, SAVGOL_WINDOW, analyze, load_pose_runs
 from tracker.jitter_report import metrics_json
 

@@ -48,11 +48,11 @@ from perspnet.face_model import load_face_model
 from perspnet.inference import PerspNetPredictor
 from perspnet.intrinsics import (DEFAULT_HFOV_DEG, Intrinsics, IntrinsicsError, default_intrinsics, for_video,
                                  load_intrinsics)
-from pipelines.atomic import save_npz_atomic, write_json_atomic
+from baseio.atomic import save_npz_atomic, write_json_atomic
 from pipelines.overlay import write_overlay
 from pipelines.track_outputs import (PoseTrack, check_output_folder, jitter_summary, plot_stability, staged_folder,
                                      write_obj, write_poses_csv)
-from pipelines.video_io import DecodeReport, iter_frames, probe_video
+from baseio.video_io import DecodeReport, iter_frames, probe_video
 from tracker.identity import IdentityEstimator
 from tracker.ipd_scale import IPD_EYE_EVERY, MAX_EYE_YAW_DEG, MIN_EYE_FRAMES, IpdScale, ipd_scene_scale
 from tracker.online import OnlineConfig, OnlineTracker, StageTimer

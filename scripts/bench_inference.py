@@ -17,7 +17,7 @@ import torch
 from perspnet.conventions import project_points
 from perspnet.inference import TTA_VIEWS, PerspNetPredictor
 from perspnet.pnp import solve_pose_batch
-from perspnet.training_data import box_from_points
+from perspnet.crop import box_from_points
 
 
 def faces(data: Path | None, n: int):

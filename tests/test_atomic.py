@@ -1,4 +1,4 @@
-"""pipelines.atomic: outputs appear whole or not at all."""
+"""baseio.atomic: outputs appear whole or not at all."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.atomic import (
+from baseio.atomic import (
     OutputError,
     atomic_path,
     save_npz_atomic,

@@ -339,7 +339,7 @@ def test_tta_views_map_back_to_the_image(test_generator):
     from perspnet.inference import CropView, PerspNetPredictor
     from perspnet.pnp import solve_pose
     from perspnet.synth.dataset_writer import sample_rng
-    from perspnet.training_data import box_from_points
+    from perspnet.crop import box_from_points
 
     k = 0
     while True:  # a clearly turned face

@@ -34,7 +34,7 @@ from pipelines import analyze_jitter, eval_cli, synth_cli
 from pipelines.track_cli import main as track_main
 from pipelines.track_outputs import TRACK_COLUMNS, PoseTrack, read_poses_csv, write_poses_csv
 from pipelines.track_video import camera_for_video
-from pipelines.video_io import iter_frames, probe_video
+from baseio.video_io import iter_frames, probe_video
 from tracker.jitter import POSE_COLUMNS, load_pose_runs
 
 BIN = Path(sys.executable).parent

@@ -13,7 +13,7 @@ from perspnet.synth.clips import ClipConfig, write_clip
 from perspnet.synth.dataset_writer import sample_rng, write_samples
 from perspnet.synth.head_mesh import head_topology, head_vertices
 from perspnet.synth.render import uv_position_map
-from pipelines.video_io import iter_frames, probe_video
+from baseio.video_io import iter_frames, probe_video
 
 
 def test_bank_split_by_subject(bank):

@@ -22,12 +22,12 @@ from perspnet.conventions import matrix_from_euler_deg, project_points, transfor
 from perspnet.intrinsics import Intrinsics, save_intrinsics
 from perspnet.landmarker import FaceLandmarker
 from perspnet.synth.clips import ClipConfig, write_clip
-from perspnet.training_data import box_from_points
+from perspnet.crop import box_from_points
 from pipelines.mediapipe_track import MediaPipeTrackConfig, mediapipe_track
 from pipelines.track_cli import main as track_main
 from pipelines.track_outputs import TRACK_COLUMNS, read_poses_csv, staged_folder
 from pipelines.track_video import STAGES, TrackConfig, camera_for_video, confirmed_runs, track_video
-from pipelines.video_io import VideoWriter, iter_frames
+from baseio.video_io import VideoWriter, iter_frames
 from tracker.acquisition import box_from_pose, box_in_view, box_similarity, box_thumbnail
 from tracker.identity import IdentityConfig
 from tracker.jitter import analyze, load_gt, load_pose_runs

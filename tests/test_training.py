@@ -15,8 +15,8 @@ from perspnet.metrics import METRIC_KEYS
 from perspnet.network.config import COORD_SCALE
 from perspnet.network.model import PerspNet
 from perspnet.train import RecordDataset, TrainConfig, WeightAverage, bf16_supported, train
-from perspnet.training_data import (CropConfig, TargetBuilder, area_shrink_factor, crop_affine, turn_crop_affine,
-                                    warp_crop)
+from perspnet.crop import CropConfig, area_shrink_factor, crop_affine, turn_crop_affine, warp_crop
+from perspnet.training_data import TargetBuilder
 
 from conftest import TINY
 

@@ -1,4 +1,4 @@
-"""pipelines.video_io: write clips with VideoWriter (or raw PyAV where metadata is needed), read them back."""
+"""baseio.video_io: write clips with VideoWriter (or raw PyAV where metadata is needed), read them back."""
 from __future__ import annotations
 
 from fractions import Fraction
@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipelines.atomic import OutputError
-from pipelines.video_io import (
+from baseio.atomic import OutputError
+from baseio.video_io import (
     WRITE_TIME_BASE,
     DecodeReport,
     Frame,

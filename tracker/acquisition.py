@@ -20,7 +20,7 @@ import numpy as np
 
 from perspnet.intrinsics import Intrinsics
 from perspnet.landmarker import FaceLandmarker
-from perspnet.training_data import box_from_points
+from perspnet.crop import box_from_points
 
 __all__ = ["Detection", "detect_face", "project_to_image", "box_from_pose", "box_in_view", "box_iou", "boxes_agree",
            "box_thumbnail", "box_similarity",

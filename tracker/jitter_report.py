@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy.signal import welch
 
-from pipelines.atomic import atomic_path, write_json_atomic
+from baseio.atomic import atomic_path, write_json_atomic
 from tracker.jitter import AXES, AXIS_UNITS, PoseSeries, RunMetrics, contiguous_runs
 
 __all__ = ["metrics_table", "format_tables", "metrics_json", "plot_timeseries", "plot_spectrum", "write_report"]

@@ -60,13 +60,13 @@ from perspnet.inference import PerspNetPredictor
 from perspnet.intrinsics import Intrinsics, undistort_points
 from perspnet.landmark_ids import EYE_CORNERS
 from perspnet.landmarker import FaceLandmarker
-from pipelines.video_io import Frame
+from baseio.video_io import Frame
 from tracker.acquisition import (Detection, box_from_pose, box_in_view, box_similarity, box_thumbnail, boxes_agree,
                                  detect_face)
 from tracker.identity import FrameShape, IdentityConfig, IdentityEstimator
 from tracker.kalman import FilterConfig, SE3KalmanFilter, propagate
-from tracker.measure import MeasureConfig, Measurement, measure_pose
-from tracker.surface import MeshIndex, closest_on_mesh, points_on_shape
+from tracker.measure import Correspondences, FrameResult, MeasureConfig, Measurement, solve_frame
+from tracker.surface import MeshIndex, closest_on_mesh
 
 __all__ = ["PERSPNET_FILTER", "OnlineConfig", "Correspondences", "FrameResult", "StageTimer", "solve_frame",
            "OnlineTracker", "TIME_NUDGE_S"]
@@ -152,54 +152,6 @@ class OnlineConfig:
             raise ValueError(f"eye_every must be an integer >= 0, got {self.eye_every!r}")
 
 
-@dataclass(frozen=True)
-class Correspondences:
-    """One frame's 2D-3D correspondences, with the 3D side kept as mesh coordinates.
-
-    Attributes:
-        points_px: ``(m, 2)`` undistorted full-image pixels of the sampled face pixels.
-        tri: ``(m,)`` int triangle of each pixel's point on the frame's predicted mesh.
-        bary: ``(m, 3)`` its barycentric coordinates (:mod:`tracker.surface`).
-    """
-
-    points_px: np.ndarray
-    tri: np.ndarray
-    bary: np.ndarray
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    """One frame's outcome.
-
-    Attributes:
-        index: the frame's index in the stream.
-        timestamp_s: stream timestamp, seconds.
-        filter_time_s: the strictly increasing time the filter used, seconds.
-        box: ``(3,)`` (cx, cy, side) pixels PerspNet was run on, or None.
-        box_source: "track" (predicted pose), "detect" (detector on this frame), "reanchor" (detector on
-            this frame, near the predicted box), "redetect" (detector on this frame after its first box
-            missed the face), "detect-reuse" (an earlier detection in the batch) or "none".
-        measurement: the PnP outcome against the identity estimated so far, None when PerspNet did not
-            run or saw too little face.
-        shape: the frame shape used for PnP, None without a measurement.
-        verts_raw_face_m: ``(n, 3)`` PerspNet's raw predicted shape, metres, None without a measurement.
-        correspondences: the frame's correspondences, None without a measurement.
-        eye_corners_px: ``(4, 2)`` undistorted pixels of the landmarker's eye corners
-            (:data:`perspnet.landmark_ids.EYE_CORNERS`) of the face in ``box``, when sampled (step 5).
-    """
-
-    index: int
-    timestamp_s: float
-    filter_time_s: float
-    box: np.ndarray | None
-    box_source: str
-    measurement: Measurement | None = None
-    shape: FrameShape | None = None
-    verts_raw_face_m: np.ndarray | None = None
-    correspondences: Correspondences | None = None
-    eye_corners_px: np.ndarray | None = None
-
-
 @dataclass
 class StageTimer:
     """Wall-clock seconds per named stage: ``with timer("pnp"): ...``."""
@@ -213,17 +165,6 @@ class StageTimer:
             yield
         finally:
             self.seconds[stage] += time.perf_counter() - start
-
-
-def solve_frame(corr: Correspondences, verts_raw_face_m: np.ndarray, identity: IdentityEstimator, mesh: MeshIndex,
-                K: np.ndarray, prior: tuple[np.ndarray, np.ndarray] | None, config: MeasureConfig
-                ) -> tuple[Measurement, FrameShape]:
-    """PnP of one frame against ``identity``'s current shape: frame shape = identity + bounded residual of
-    ``verts_raw_face_m (n, 3)`` (metres), 3D points = ``corr``'s mesh coordinates evaluated on it,
-    then :func:`tracker.measure.measure_pose` with ``K`` and the ``prior`` pose."""
-    shape = identity.frame_shape(verts_raw_face_m)
-    points_face = points_on_shape(corr.tri, corr.bary, shape.verts_face_m, mesh)
-    return measure_pose(corr.points_px, points_face, K, prior, config), shape
 
 
 class OnlineTracker:

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tracker.identity import IdentityEstimator
-from tracker.measure import MeasureConfig, Measurement
-from tracker.online import Correspondences, FrameResult, solve_frame
+from tracker.measure import Correspondences, FrameResult, MeasureConfig, Measurement, solve_frame
 from tracker.surface import MeshIndex
 
 __all__ = ["FrameStore", "refine_poses"]

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from perspnet.datasets.record import DatasetFormatError, FaceRecord, FaceTopology
-from pipelines.atomic import atomic_path
+from baseio.atomic import atomic_path
 
 __all__ = [
     "FLIP_YZ",

@@ -16,7 +16,7 @@ from torch import nn
 
 from perspnet.network.config import ModelConfig
 from perspnet.network.resnet import resnet18
-from perspnet.training_data import crop_affine, warp_crop
+from perspnet.crop import crop_affine, warp_crop
 
 __all__ = ["DirectRegressNet", "DirectRegressor", "rotation_from_6d", "pose_from_output", "DIRECT_FORMAT",
            "default_direct_checkpoint"]

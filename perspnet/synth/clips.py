@@ -7,7 +7,6 @@ tx ty tz``: quaternion (w, x, y, z) of R and t in metres, ``X_cam = R X + t``) a
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -19,8 +18,8 @@ from tqdm import tqdm
 from perspnet.conventions import matrix_from_euler_deg, quat_wxyz_from_matrix
 from perspnet.intrinsics import Intrinsics, save_intrinsics
 from perspnet.synth.sampler import SampleGenerator, camera_matrix
-from pipelines.atomic import atomic_path, write_json_atomic
-from pipelines.video_io import VideoWriter
+from baseio.atomic import atomic_path, write_json_atomic
+from baseio.video_io import VideoWriter
 
 __all__ = ["MOTIONS", "ClipConfig", "ClipTrajectory", "clip_trajectory", "write_clip"]
 

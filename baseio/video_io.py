@@ -18,7 +18,7 @@ Reading
 Writing
 -------
 :class:`VideoWriter` writes H.264 (libx264, yuv420p) MP4/MOV through a temporary file that is
-renamed on success (:mod:`pipelines.atomic`), with timestamps from a nominal frame rate or given
+renamed on success (:mod:`baseio.atomic`), with timestamps from a nominal frame rate or given
 per frame.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ from types import TracebackType
 import av
 import numpy as np
 
-from pipelines.atomic import OutputError, atomic_path
+from baseio.atomic import OutputError, atomic_path
 
 __all__ = [
     "VideoError",
