@@ -17,7 +17,7 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ from baseio.atomic import OutputError, write_json_atomic
 from pipelines.track_outputs import PoseTrack, jitter_summary, plot_stability, staged_folder, write_poses_csv
 from pipelines.track_video import STAGES, camera_for_video
 from baseio.video_io import DecodeReport, VideoError, iter_frames, probe_video
-from tracker.kalman import FilterConfig
+from tracker.kalman import LANDMARK_FILTER, FilterConfig
 from tracker.online import TIME_NUDGE_S, StageTimer
 from tracker.smoother import MODES, filter_track
 
@@ -51,7 +51,7 @@ class MediaPipeTrackConfig:
         out: output folder; None means ``<video folder>/<video stem>_mediapipe``.
         filter: "none" (default: the raw baseline), "forward" or "smooth".
         pnp: PnP settings.
-        filter_config: filter settings.
+        filter_config: filter settings; default :data:`tracker.kalman.LANDMARK_FILTER` (landmark poses).
         progress: progress bar on stderr.
     """
 
@@ -60,7 +60,7 @@ class MediaPipeTrackConfig:
     out: Path | None = None
     filter: str = "none"
     pnp: PnPConfig = PnPConfig()
-    filter_config: FilterConfig = field(default_factory=FilterConfig)
+    filter_config: FilterConfig = LANDMARK_FILTER
     progress: bool = False
 
     def __post_init__(self) -> None:

@@ -2,16 +2,18 @@
 
 Ground truth: smooth random head motion (sums of slow sinusoids around a face 55 cm from the camera).
 Measurement noise: translation sd 1.5 mm along camera x/y and 6 mm along z, rotation sd 1 degree per
-axis -- the defaults of :class:`FilterConfig`. All checks run the real filter; nothing is mocked.
+axis -- the noise :data:`LANDMARK_FILTER` assumes. All checks run the real filter; nothing is mocked.
 """
 import doctest
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from perspnet.conventions import euler_deg_from_matrix, matrix_from_euler_deg, rotation_angle_deg
-from tracker.kalman import (STATE_DIM, STATE_LAYOUT, STATE_SLICES, FilterConfig, SE3KalmanFilter,
+from tracker.kalman import (LANDMARK_FILTER, PERSPNET_FILTER, STATE_DIM, STATE_LAYOUT, STATE_SLICES, FilterConfig,
+                            SE3KalmanFilter,
                             measurement_covariance, propagate, transition_jacobian)
 from tracker.se3 import between, compose, se3_exp, so3_exp, so3_log
 from tracker import smoother
@@ -86,16 +88,30 @@ class TestTransitionModel:
 
     def test_config_validation(self):
         with pytest.raises(ValueError, match="meas_sd_z_m"):
-            FilterConfig(meas_sd_z_m=0.0)
+            replace(LANDMARK_FILTER, meas_sd_z_m=0.0)
         with pytest.raises(ValueError, match="gate_probability"):
-            FilterConfig(gate_probability=1.0)
-        assert FilterConfig().gate_threshold == pytest.approx(33.107, abs=1e-3)  # chi2(6) at 0.99999
+            replace(LANDMARK_FILTER, gate_probability=1.0)
+        assert LANDMARK_FILTER.gate_threshold == pytest.approx(33.107, abs=1e-3)  # chi2(6) at 0.99999
+
+    def test_no_silent_default_noise(self):
+        """The measurement noise depends on what measures the poses: no call falls back to one silently."""
+        with pytest.raises(TypeError):
+            FilterConfig()
+        with pytest.raises(TypeError):
+            SE3KalmanFilter()
+        with pytest.raises(TypeError):
+            filter_track(np.array([0.0, 0.1]), [(np.eye(3), np.array([0.0, 0.0, 0.5]))] * 2)
+        with pytest.raises(TypeError, match="FilterConfig"):
+            SE3KalmanFilter(None)
+        # PerspNet poses are noisier than landmark poses on every measured axis
+        for name in ("meas_sd_xy_m", "meas_sd_z_m", "meas_sd_rot_rad"):
+            assert getattr(PERSPNET_FILTER, name) > getattr(LANDMARK_FILTER, name)
 
 
 class TestFilterSteps:
     def test_record_exposes_prior_innovation_s_and_d2(self):
         ts, _, _, R_m, t_m = scenario(0, n=5)
-        kf = SE3KalmanFilter()
+        kf = SE3KalmanFilter(LANDMARK_FILTER)
         first = kf.step(ts[0], (R_m[0], t_m[0]))
         assert first.status == "init" and first.prior is None and first.segment == 0
         np.testing.assert_array_equal(first.posterior.t, t_m[0])
@@ -110,7 +126,7 @@ class TestFilterSteps:
 
     def test_gated_measurement_is_skipped(self):
         ts, _, _, R_m, t_m = scenario(1, n=10)
-        kf = SE3KalmanFilter()
+        kf = SE3KalmanFilter(LANDMARK_FILTER)
         for k in range(9):
             kf.step(ts[k], (R_m[k], t_m[k]))
         rec = kf.step(ts[9], (R_m[9], t_m[9] + [0.0, 0.0, 0.2]))
@@ -122,7 +138,7 @@ class TestFilterSteps:
         ts, _, _, R_m, t_m = scenario(2, n=10)
         moves = []
         for conf in (1.0, 0.1):
-            kf = SE3KalmanFilter()
+            kf = SE3KalmanFilter(LANDMARK_FILTER)
             for k in range(9):
                 kf.step(ts[k], (R_m[k], t_m[k]))
             rec = kf.step(ts[9], (R_m[9], t_m[9] + [0.004, 0.0, 0.0]), confidence=conf)
@@ -132,7 +148,7 @@ class TestFilterSteps:
         assert moves[1] < 0.5 * moves[0]
 
     def test_depth_noise_is_rotated_into_the_face_frame(self):
-        kf = SE3KalmanFilter()
+        kf = SE3KalmanFilter(LANDMARK_FILTER)
         R = matrix_from_euler_deg(90.0, 0.0, 0.0)  # face x axis along camera -z
         kf.step(0.0, (R, np.array([0.0, 0.0, 0.5])))
         R_k = kf.innovation(R, np.array([0.0, 0.0, 0.5])).R_k
@@ -140,7 +156,7 @@ class TestFilterSteps:
         assert math.sqrt(R_k[0, 0]) == pytest.approx(0.006) and math.sqrt(R_k[2, 2]) == pytest.approx(0.0015)
 
     def test_timestamps_must_increase(self):
-        kf = SE3KalmanFilter()
+        kf = SE3KalmanFilter(LANDMARK_FILTER)
         kf.step(1.0, (np.eye(3), np.array([0.0, 0.0, 0.5])))
         with pytest.raises(ValueError, match="increase"):
             kf.step(1.0, None)
@@ -150,7 +166,7 @@ class TestTrackQuality:
     @pytest.mark.parametrize("seed", [0, 1, 2])
     def test_forward_reduces_jitter_3x_without_more_error(self, seed):
         ts, R_gt, t_gt, R_m, t_m = scenario(seed)
-        R_f, t_f, valid, diag = filter_track(ts, list(zip(R_m, t_m)), mode="forward")
+        R_f, t_f, valid, diag = filter_track(ts, list(zip(R_m, t_m)), None, LANDMARK_FILTER, mode="forward")
         assert valid.all() and not diag.gated.any()
         jit_raw, jit_f = jitter(R_m, t_m), jitter(R_f, t_f)
         assert jit_raw[0] / jit_f[0] >= 3.0 and jit_raw[1] / jit_f[1] >= 3.0
@@ -162,7 +178,8 @@ class TestTrackQuality:
         # Per-frame second differences of the truth are not small at an irregular rate, so the jitter
         # measured here is that of the error (estimate minus truth), which isolates the noise.
         ts, R_gt, t_gt, R_m, t_m = scenario(seed, variable_rate=True)
-        out = {mode: filter_track(ts, list(zip(R_m, t_m)), mode=mode) for mode in ("forward", "smooth")}
+        out = {mode: filter_track(ts, list(zip(R_m, t_m)), None, LANDMARK_FILTER, mode=mode)
+               for mode in ("forward", "smooth")}
         err_raw = error(R_m, t_m, R_gt, t_gt)
         jit_raw = jitter(np.swapaxes(R_gt, 1, 2) @ R_m, t_m - t_gt)
         for mode, (R, t, valid, _) in out.items():
@@ -177,8 +194,8 @@ class TestTrackQuality:
     def test_smoothing_reduces_error_further(self, seed):
         ts, R_gt, t_gt, R_m, t_m = scenario(seed)
         poses = list(zip(R_m, t_m))
-        err_f = error(*filter_track(ts, poses, mode="forward")[:2], R_gt, t_gt)
-        R_s, t_s, valid, _ = filter_track(ts, poses, mode="smooth")
+        err_f = error(*filter_track(ts, poses, None, LANDMARK_FILTER, mode="forward")[:2], R_gt, t_gt)
+        R_s, t_s, valid, _ = filter_track(ts, poses, None, LANDMARK_FILTER, mode="smooth")
         err_s = error(R_s, t_s, R_gt, t_gt)
         assert valid.all()
         assert err_s[0] < 0.8 * err_f[0] and err_s[1] < 0.8 * err_f[1]
@@ -199,7 +216,7 @@ class TestTrackQuality:
         for seed in range(20):
             R_m, t_m = measure(R_gt, t_gt, np.random.default_rng(100 + seed))
             for mode in lags:
-                R, t, _, _ = filter_track(ts, list(zip(R_m, t_m)), mode=mode)
+                R, t, _, _ = filter_track(ts, list(zip(R_m, t_m)), None, LANDMARK_FILTER, mode=mode)
                 lag_t = np.mean((t[onset, 0] - x_gt[onset]) / 0.1)
                 lag_r = np.mean((euler_deg_from_matrix(R)[onset, 0] - yaw_gt[onset]) / 40.0)
                 lags[mode].append((lag_t, lag_r))
@@ -218,10 +235,11 @@ class TestTrackQuality:
             direction, axis = rng.normal(size=3), rng.normal(size=3)
             t_o[k] = t_m[k] + 0.2 * direction / np.linalg.norm(direction)
             R_o[k] = R_m[k] @ so3_exp(math.radians(30.0) * axis / np.linalg.norm(axis))
-        clean = error(*filter_track(ts, list(zip(R_m, t_m)), mode="forward")[:2], R_gt, t_gt)
+        clean = error(*filter_track(ts, list(zip(R_m, t_m)), None, LANDMARK_FILTER, mode="forward")[:2],
+                      R_gt, t_gt)
         err_raw_inliers = error(R_m, t_m, R_gt, t_gt)
         for mode in ("forward", "smooth"):
-            R, t, valid, diag = filter_track(ts, list(zip(R_o, t_o)), mode=mode)
+            R, t, valid, diag = filter_track(ts, list(zip(R_o, t_o)), None, LANDMARK_FILTER, mode=mode)
             assert valid.all() and set(diag.segment) == {0}
             np.testing.assert_array_equal(diag.gated, outlier)
             assert np.all(diag.status[outlier] == "gated")
@@ -237,7 +255,7 @@ class TestTrackQuality:
         poses = [None if k in gap else (R_m[k], t_m[k]) for k in range(len(ts))]
         gap_err = {}
         for mode in ("forward", "smooth"):
-            R, t, valid, diag = filter_track(ts, poses, mode=mode)
+            R, t, valid, diag = filter_track(ts, poses, None, LANDMARK_FILTER, mode=mode)
             assert valid.all() and set(diag.segment) == {0}
             assert np.all(diag.status[gap] == "predict") and diag.status[gap[-1] + 1] == "update"
             gap_err[mode] = error(R[gap], t[gap], R_gt[gap], t_gt[gap])
@@ -251,7 +269,7 @@ class TestTrackQuality:
         ts, _, _, R_m, t_m = scenario(7, n=240)
         gap = np.arange(100, 145)  # 1.5 s without a face
         poses = [None if k in gap else (R_m[k], t_m[k]) for k in range(len(ts))]
-        R, t, valid, diag = filter_track(ts, poses, mode="smooth")
+        R, t, valid, diag = filter_track(ts, poses, None, LANDMARK_FILTER, mode="smooth")
         since_last = ts - ts[99]
         bridged = gap[since_last[gap] <= 0.5]
         lost = gap[since_last[gap] > 0.5]
@@ -260,8 +278,8 @@ class TestTrackQuality:
         assert diag.status[145] == "init" and diag.segment[145] == 1 and np.all(diag.segment[lost] == -1)
         assert np.isnan(t[lost]).all()
         # each segment's smoothed poses are those of the segment filtered alone
-        R0, t0, _, _ = filter_track(ts[:100], poses[:100], mode="smooth")
-        R1, t1, _, _ = filter_track(ts[145:], poses[145:], mode="smooth")
+        R0, t0, _, _ = filter_track(ts[:100], poses[:100], None, LANDMARK_FILTER, mode="smooth")
+        R1, t1, _, _ = filter_track(ts[145:], poses[145:], None, LANDMARK_FILTER, mode="smooth")
         np.testing.assert_allclose(t[:100], t0, atol=1e-12)
         np.testing.assert_allclose(R[:100], R0, atol=1e-12)
         np.testing.assert_allclose(t[145:], t1, atol=1e-12)
@@ -275,18 +293,18 @@ class TestTrackQuality:
         ts, R_gt, t_gt, R_m, t_m = scenario(9, n=200)
         jump = np.array([0.15, 0.0, 0.0])
         t_gt, t_m = t_gt + (np.arange(200) >= 100)[:, None] * jump, t_m + (np.arange(200) >= 100)[:, None] * jump
-        kf = SE3KalmanFilter(FilterConfig())
+        kf = SE3KalmanFilter(LANDMARK_FILTER)
         status = [kf.step(float(ts[k]), (R_m[k], t_m[k])).status for k in range(104)]
         assert status[100:103] == ["gated", "gated", "restart"] and status[103] == "update"
         for mode in ("forward", "smooth"):
-            R, t, valid, diag = filter_track(ts, list(zip(R_m, t_m)), mode=mode)
+            R, t, valid, diag = filter_track(ts, list(zip(R_m, t_m)), None, LANDMARK_FILTER, mode=mode)
             assert valid.all() and diag.status[100] == "init" and set(diag.segment) == {0, 1}
             np.testing.assert_array_equal(diag.segment, (np.arange(200) >= 100).astype(int))
             assert np.max(np.linalg.norm(t[100:] - t_gt[100:], axis=1)) < 0.03  # no frame at the old place
             assert error(R[100:], t[100:], R_gt[100:], t_gt[100:])[0] < error(R_m, t_m, R_gt, t_gt)[0]
         # without restarts the old place is kept until the track is lost (0.5 s = 15 frames)
-        R, t, valid, diag = filter_track(ts, list(zip(R_m, t_m)), config=FilterConfig(restart_after_gated=0),
-                                         mode="forward")
+        R, t, valid, diag = filter_track(ts, list(zip(R_m, t_m)), None,
+                                         replace(LANDMARK_FILTER, restart_after_gated=0), mode="forward")
         assert np.all(diag.status[100:115] == "gated") and np.linalg.norm(t[110] - t_gt[110]) > 0.1
 
 
@@ -294,14 +312,14 @@ class TestFilterTrackApi:
     def test_mode_none_passes_measurements_through(self):
         ts, _, _, R_m, t_m = scenario(8, n=20)
         poses = [None if k == 5 else (R_m[k], t_m[k]) for k in range(20)]
-        R, t, valid, diag = filter_track(ts, poses, mode="none")
+        R, t, valid, diag = filter_track(ts, poses, None, LANDMARK_FILTER, mode="none")
         assert valid.sum() == 19 and not valid[5] and np.isnan(t[5]).all()
         np.testing.assert_array_equal(t[valid], t_m[valid])
         assert diag.status[5] == "missing" and diag.records == ()
 
     def test_output_shapes_and_diagnostics(self):
         ts, _, _, R_m, t_m = scenario(9, n=30)
-        R, t, valid, diag = filter_track(ts, list(zip(R_m, t_m)), np.full(30, 0.8), FilterConfig(), "forward")
+        R, t, valid, diag = filter_track(ts, list(zip(R_m, t_m)), np.full(30, 0.8), LANDMARK_FILTER, "forward")
         assert R.shape == (30, 3, 3) and t.shape == (30, 3) and valid.dtype == bool
         assert diag.S.shape == (30, 6, 6) and diag.innovation.shape == (30, 6) and diag.cov.shape == (30, 12, 12)
         assert np.isnan(diag.d2[0]) and np.all(np.isfinite(diag.d2[1:]))
@@ -317,7 +335,8 @@ class TestFilterTrackApi:
         (dict(confidences=np.ones(2)), "shape"),
     ])
     def test_bad_inputs(self, kwargs, match):
-        args = dict(timestamps_s=np.array([0.0, 0.1, 0.2]), poses=[(np.eye(3), np.array([0, 0, 0.5]))] * 3)
+        args = dict(timestamps_s=np.array([0.0, 0.1, 0.2]), poses=[(np.eye(3), np.array([0, 0, 0.5]))] * 3,
+                    confidences=None, config=LANDMARK_FILTER)
         args.update(kwargs)
         with pytest.raises(ValueError, match=match):
             filter_track(**args)

@@ -51,6 +51,8 @@ __all__ = [
     "MEAS_DIM",
     "STATUSES",
     "FilterConfig",
+    "LANDMARK_FILTER",
+    "PERSPNET_FILTER",
     "PoseEstimate",
     "Innovation",
     "StepRecord",
@@ -78,6 +80,10 @@ STATUSES = ("idle", "lost", "init", "restart", "update", "gated", "predict")
 class FilterConfig:
     """Noise model and track policy of :class:`SE3KalmanFilter`. Validated on construction.
 
+    The noise fields have no default: the right values depend on what measures the poses. Use a named
+    preset, :data:`PERSPNET_FILTER` (PerspNet poses, ``track-video``) or :data:`LANDMARK_FILTER`
+    (landmark + PnP poses, ``mediapipe-track``), and ``dataclasses.replace`` it for variants.
+
     Attributes:
         accel_noise_trans: square root of the translational acceleration spectral density,
             (m/s^2)/sqrt(Hz) (the density itself is its square, m^2/s^3), per face-frame axis.
@@ -93,11 +99,11 @@ class FilterConfig:
         init_vel_sd_rot: sd of the initial angular velocity, rad/s.
     """
 
-    accel_noise_trans: float = 0.1
-    accel_noise_rot: float = 0.5
-    meas_sd_xy_m: float = 0.0015
-    meas_sd_z_m: float = 0.006
-    meas_sd_rot_rad: float = math.radians(1.0)
+    accel_noise_trans: float
+    accel_noise_rot: float
+    meas_sd_xy_m: float
+    meas_sd_z_m: float
+    meas_sd_rot_rad: float
     gate_probability: float = 0.99999
     lost_after_s: float = 0.5
     restart_after_gated: int = 3
@@ -120,6 +126,19 @@ class FilterConfig:
     def gate_threshold(self) -> float:
         """Largest accepted Mahalanobis distance squared ``d2`` (chi-square quantile, 6 dof)."""
         return float(chi2.ppf(self.gate_probability, MEAS_DIM))
+
+
+# Poses from dense landmarks (MediaPipe's 468) + PnP with K: a few pixels of landmark noise spread over
+# the whole face give about a millimetre across the image, a few along the depth and a degree per axis.
+LANDMARK_FILTER = FilterConfig(accel_noise_trans=0.1, accel_noise_rot=0.5, meas_sd_xy_m=0.0015,
+                               meas_sd_z_m=0.006, meas_sd_rot_rad=math.radians(1.0))
+# Poses from PerspNet + PnP: the measurement noise is the raw PerspNet track's frame-to-frame noise on
+# synthetic clips (docs/experiments.md). With the landmark values the filter trusts each pose too much,
+# runs away on the noise between gated measurements, and the boxes it predicts pull the network off the
+# face. The translational process noise is larger than the landmark preset's so the smoothed track
+# follows a face that turns back towards the camera instead of cutting the corner.
+PERSPNET_FILTER = FilterConfig(accel_noise_trans=0.3, accel_noise_rot=0.5, meas_sd_xy_m=0.005,
+                               meas_sd_z_m=0.02, meas_sd_rot_rad=math.radians(4.0))
 
 
 @dataclass(frozen=True)
@@ -227,8 +246,12 @@ class SE3KalmanFilter:
     and ``update`` work on the current :attr:`state` without looking at time.
     """
 
-    def __init__(self, config: FilterConfig | None = None) -> None:
-        self.config = config or FilterConfig()
+    def __init__(self, config: FilterConfig) -> None:
+        """``config``: the noise model and track policy, e.g. :data:`PERSPNET_FILTER` or
+        :data:`LANDMARK_FILTER`."""
+        if not isinstance(config, FilterConfig):
+            raise TypeError(f"config must be a FilterConfig (e.g. PERSPNET_FILTER), got {type(config).__name__}")
+        self.config = config
         self._gate = self.config.gate_threshold
         self.state: PoseEstimate | None = None  # current estimate; None without a track
         self.segment = -1

@@ -46,7 +46,6 @@ lost frames get no pose. Times are stream timestamps in seconds, made strictly i
 """
 from __future__ import annotations
 
-import math
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterator
@@ -64,29 +63,16 @@ from baseio.video_io import Frame
 from tracker.acquisition import (Detection, box_from_pose, box_in_view, box_similarity, box_thumbnail, boxes_agree,
                                  detect_face)
 from tracker.identity import FrameShape, IdentityConfig, IdentityEstimator
-from tracker.kalman import FilterConfig, SE3KalmanFilter, propagate
+from tracker.kalman import PERSPNET_FILTER, FilterConfig, SE3KalmanFilter, propagate
 from tracker.measure import Correspondences, FrameResult, MeasureConfig, Measurement, solve_frame
 from tracker.surface import MeshIndex, closest_on_mesh
 
-__all__ = ["PERSPNET_FILTER", "OnlineConfig", "Correspondences", "FrameResult", "StageTimer", "solve_frame",
+__all__ = ["OnlineConfig", "Correspondences", "FrameResult", "StageTimer", "solve_frame",
            "OnlineTracker", "TIME_NUDGE_S"]
 
 TIME_NUDGE_S = 1e-6  # a frame whose timestamp does not increase is placed this much after the previous one
 MASK_HISTORY = 15  # accepted frames whose mask fractions set the reference of OnlineConfig.redetect_mask_drop
-# The filter for PerspNet-lite poses: FilterConfig's defaults but the measurement noise, which is set to
-# the raw poses' frame-to-frame noise measured on synthetic 640x480 clips with the shipped lite checkpoint
-# (Savitzky-Golay residual of the raw track: tx, ty about 2-5 mm, tz 7-10 mm, angles 2-4 deg, at PnP
-# confidences around 0.3, which divide the variance). With FilterConfig's own values (1.5 mm, 6 mm, 1 deg,
-# for landmark-quality poses) the filter trusts each pose too much, runs away on the noise between gated
-# measurements, and the boxes it predicts pull the network off the face (filtered rotation error 25 deg
-# instead of 6 deg on a "mixed" clip).
 JUMP_MIN_SIZE = 0.7  # a re-anchoring detection away from the track is the face (it jumped) when this large
-# The translational process noise is 3x FilterConfig's: with 0.1 the smoothed track cut the corner where
-# the synthetic `approach` clip turns back at 0.3 m (filtered tz 16% too far there, raw 5%; mean translation
-# error 37 mm against 31 mm raw); with 0.3 it is 28.5 mm, the tz jitter still 30x below raw, and the
-# other motions change by under 1 mm.
-PERSPNET_FILTER = FilterConfig(accel_noise_trans=0.3, meas_sd_xy_m=0.005, meas_sd_z_m=0.02,
-                               meas_sd_rot_rad=math.radians(4.0))
 
 
 @dataclass(frozen=True)
@@ -113,7 +99,7 @@ class OnlineConfig:
         identity: the identity estimate and expression residual bound.
         measure: PnP and its warm/cold policy.
         filter: the online filter (noise, ``lost_after_s``); the same settings filter the output.
-            Default :data:`PERSPNET_FILTER`.
+            Default :data:`tracker.kalman.PERSPNET_FILTER`.
         eye_every: sample the eye corners on every ``eye_every``-th frame (step 5; 0: never). About one
             landmarker run (9 ms on a 720p frame on 2 CPU cores) per sample.
     """

@@ -27,7 +27,7 @@ MODES = ("none", "forward", "smooth")
 
 
 def _forward_pass(ts: np.ndarray, poses: Sequence[tuple[np.ndarray, np.ndarray] | None], conf: np.ndarray,
-                  config: FilterConfig | None) -> tuple[StepRecord, ...]:
+                  config: FilterConfig) -> tuple[StepRecord, ...]:
     """The forward filter's record per frame. Offline, a restart after a run of gated measurements (the
     face jumped) is moved back to the first measurement of the run, so no frame of the run keeps the
     old segment's pose. Each rewind goes to a later frame than the one before, so the pass ends."""
@@ -112,8 +112,8 @@ def _check_inputs(timestamps_s, poses, confidences) -> tuple[np.ndarray, np.ndar
 
 
 def filter_track(timestamps_s: np.ndarray, poses: Sequence[tuple[np.ndarray, np.ndarray] | None],
-                 confidences: np.ndarray | None = None, config: FilterConfig | None = None,
-                 mode: str = "smooth") -> tuple[np.ndarray, np.ndarray, np.ndarray, TrackDiagnostics]:
+                 confidences: np.ndarray | None, config: FilterConfig, mode: str = "smooth"
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, TrackDiagnostics]:
     """Filter a sequence of measured face poses over time.
 
     Args:
@@ -121,7 +121,8 @@ def filter_track(timestamps_s: np.ndarray, poses: Sequence[tuple[np.ndarray, np.
         poses: N entries, each a measured ``(R_cam_face (3, 3), t_cam_face (3,) [m])`` or None (no face).
         confidences: ``(N,)`` in (0, 1] where a pose is given (ignored elsewhere); None means all 1.
             The measurement covariance is scaled by ``1 / confidence``.
-        config: filter noise and track policy; None uses :class:`FilterConfig` defaults.
+        config: filter noise and track policy for the source of the poses:
+            :data:`tracker.kalman.PERSPNET_FILTER` or :data:`tracker.kalman.LANDMARK_FILTER` (or a variant).
         mode: "none" (measurements passed through), "forward" (causal Kalman filter) or "smooth"
             (forward filter + RTS backward pass; not causal).
 
@@ -133,9 +134,10 @@ def filter_track(timestamps_s: np.ndarray, poses: Sequence[tuple[np.ndarray, np.
     Example (a still face, 30 fps, the last frame without a detection):
 
         >>> import numpy as np
+        >>> from tracker.kalman import LANDMARK_FILTER
         >>> ts = np.arange(5) / 30.0  # seconds
         >>> poses = [(np.eye(3), np.array([0.0, 0.0, 0.5]))] * 4 + [None]
-        >>> R, t, valid, diag = filter_track(ts, poses, mode="smooth")
+        >>> R, t, valid, diag = filter_track(ts, poses, None, LANDMARK_FILTER, mode="smooth")
         >>> valid.tolist(), diag.status.tolist()
         ([True, True, True, True, True], ['init', 'update', 'update', 'update', 'predict'])
         >>> bool(np.allclose(t, [0.0, 0.0, 0.5]))
@@ -143,6 +145,8 @@ def filter_track(timestamps_s: np.ndarray, poses: Sequence[tuple[np.ndarray, np.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not isinstance(config, FilterConfig):
+        raise TypeError(f"config must be a FilterConfig (e.g. PERSPNET_FILTER), got {type(config).__name__}")
     ts, conf = _check_inputs(timestamps_s, poses, confidences)
     n = ts.shape[0]
     R_out, t_out = np.full((n, 3, 3), np.nan), np.full((n, 3), np.nan)
