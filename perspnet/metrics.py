@@ -31,6 +31,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from baseio.schema import EVAL_JSON
 from perspnet.conventions import MM_PER_M, euler_deg_from_matrix, transform_points
 from perspnet.face_model import FaceModel, load_face_model
 
@@ -46,8 +47,8 @@ __all__ = [
 ]
 
 # Keys of the aggregated JSON object, in the order of the paper's Table 2, then Table 4, then ours.
-METRIC_KEYS = ("yaw", "pitch", "roll", "mae_r", "tx", "ty", "tz", "mae_t", "add",
-               "shape_median_mm", "shape_mean_mm", "n", "mae_t_sized", "add_sized")
+# perspnet-eval's JSON, documented in docs/outputs.md; "failures" is counted by the caller
+METRIC_KEYS = tuple(name.split(".", 1)[1] for name in EVAL_JSON.names[1:] if name != "<method>.failures")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from baseio.schema import TRAIN_LOG_CSV
 from perspnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from perspnet.datasets.arkit import ArkitLayoutDataset
 from perspnet.datasets.record import FaceRecord
@@ -25,7 +26,7 @@ from perspnet.training_data import MAX_DECODE_REDUCTION, TargetBuilder, collate
 
 __all__ = ["TrainConfig", "RecordDataset", "dataset_mirror_map", "bf16_supported", "WeightAverage", "scheduled_batches", "train", "plot_curves"]
 
-LOG_FIELDS = ("step", "total", "shape", "kl", "entropy", "corr", "seg", "rotation", "lr", "seconds")
+LOG_FIELDS = TRAIN_LOG_CSV.names  # documented in docs/outputs.md
 
 
 @dataclass(frozen=True)

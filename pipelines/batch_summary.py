@@ -15,13 +15,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from baseio.atomic import atomic_path, write_text_atomic
+from baseio.schema import BATCH_SUMMARY_CSV
 
 __all__ = ["STATUSES", "SUMMARY_COLUMNS", "ClipOutcome", "write_summary_csv", "read_summary_csv", "plot_summary",
            "write_errors_log"]
 
 STATUSES = ("ok", "failed", "skipped")
-SUMMARY_COLUMNS = ("clip", "status", "frames", "detection_rate", "fps", "d2_rms_tz_mm", "d2_rms_yaw_deg",
-                   "raw_d2_rms_tz_mm", "raw_d2_rms_yaw_deg", "intrinsics", "output", "message")
+SUMMARY_COLUMNS = BATCH_SUMMARY_CSV.names  # documented in docs/outputs.md
 
 
 @dataclass(frozen=True)

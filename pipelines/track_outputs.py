@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 
 from perspnet.conventions import MM_PER_M, euler_deg_from_matrix, quat_wxyz_from_matrix
 from baseio.atomic import OutputError, atomic_path
+from baseio.schema import POSES_CSV
 from tracker.jitter import POSE_COLUMNS, RAW_PREFIX, SAVGOL_ORDER, SAVGOL_WINDOW, analyze, load_pose_runs
 from tracker.jitter_report import metrics_json
 
@@ -40,8 +41,7 @@ __all__ = ["TRACK_COLUMNS", "PoseTrack", "write_poses_csv", "read_poses_csv", "j
            "plot_stability", "check_output_folder", "staged_folder"]
 
 _POSE = POSE_COLUMNS[3:]  # qw qx qy qz tx ty tz yaw_deg pitch_deg roll_deg
-TRACK_COLUMNS = (*POSE_COLUMNS[:3], "confidence", "inliers", "reproj_err_px", *_POSE,
-                 *(RAW_PREFIX + c for c in _POSE), "box_x", "box_y", "box_w", "box_h", "shape_dev_mm")
+TRACK_COLUMNS = POSES_CSV.names  # documented in docs/outputs.md
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import savgol_filter
 
+from baseio.schema import AXIS_UNITS, GT_CSV
 from perspnet.conventions import MM_PER_M, euler_deg_from_matrix, matrix_from_quat_wxyz, rotation_angle_deg
 
 __all__ = [
@@ -59,10 +60,9 @@ __all__ = [
 ]
 
 AXES = ("tx", "ty", "tz", "yaw", "pitch", "roll")
-AXIS_UNITS = {"tx": "mm", "ty": "mm", "tz": "mm", "yaw": "deg", "pitch": "deg", "roll": "deg"}
 POSE_COLUMNS = ("frame", "timestamp_s", "success", "qw", "qx", "qy", "qz", "tx", "ty", "tz",
                 "yaw_deg", "pitch_deg", "roll_deg")
-GT_COLUMNS = ("frame", "timestamp_s", "qw", "qx", "qy", "qz", "tx", "ty", "tz")
+GT_COLUMNS = GT_CSV.names
 RAW_PREFIX = "raw_"
 SAVGOL_WINDOW = 15  # frames
 SAVGOL_ORDER = 3

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from scipy.signal import welch
 
 from baseio.atomic import atomic_path, write_json_atomic
+from baseio.schema import JITTER_CSV
 from tracker.jitter import AXES, AXIS_UNITS, PoseSeries, RunMetrics, contiguous_runs
 
 __all__ = ["metrics_table", "format_tables", "metrics_json", "plot_timeseries", "plot_spectrum", "write_report"]
@@ -41,7 +42,8 @@ def metrics_table(metrics: list[RunMetrics]) -> pd.DataFrame:
             row.update({_col("mae", a): m.gt.mae[a] for a in AXES})
             row.update({"mae_t_mm": m.gt.mae_t_mm, "mae_r_deg": m.gt.mae_r_deg})
         rows.append(row)
-    return pd.DataFrame(rows).set_index("run")
+    present = {k for row in rows for k in row}
+    return pd.DataFrame(rows, columns=[c for c in JITTER_CSV.names if c in present]).set_index("run")
 
 
 def format_tables(metrics: list[RunMetrics], window: int, order: int) -> str:

@@ -19,12 +19,13 @@ from perspnet.conventions import matrix_from_euler_deg, quat_wxyz_from_matrix
 from perspnet.intrinsics import Intrinsics, save_intrinsics
 from perspnet.synth.sampler import SampleGenerator, camera_matrix
 from baseio.atomic import atomic_path, write_json_atomic
+from baseio.schema import GT_CSV
 from baseio.video_io import VideoWriter
 
 __all__ = ["MOTIONS", "ClipConfig", "ClipTrajectory", "clip_trajectory", "write_clip"]
 
 MOTIONS = ("approach", "turn", "nod", "talk", "static", "mixed")
-GT_COLUMNS = ("frame", "timestamp_s", "qw", "qx", "qy", "qz", "tx", "ty", "tz")
+GT_COLUMNS = GT_CSV.names
 
 
 @dataclass(frozen=True)
