@@ -17,6 +17,7 @@ from baseio.schema import TRAIN_LOG_CSV
 from perspnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from perspnet.datasets.arkit import ArkitLayoutDataset
 from perspnet.datasets.record import FaceRecord
+from perspnet.inference import pick_device
 from perspnet.network import config as presets
 from perspnet.network.losses import LossTargets, perspnet_loss
 from perspnet.datasets.mirror import mirror_record, mirror_vertex_map
@@ -258,7 +259,7 @@ def train(cfg: TrainConfig) -> Path:
     crop = CropConfig(off_centre_prob=cfg.off_centre_prob, shading_gradient=cfg.shading_gradient,
                       turn_jitter_deg=cfg.turn_jitter_deg)
     builder = TargetBuilder(records.topology, model_cfg, crop)
-    device = torch.device(cfg.device)
+    device = pick_device(cfg.device)
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed input sizes: let cuDNN pick its fastest kernels
     if cfg.bf16 and not bf16_supported(device):
         raise ValueError(f"bf16: {device} has no native bfloat16 support (it would be emulated, slower than float32); "

@@ -14,15 +14,15 @@ import sys
 from pathlib import Path
 
 from baseio.atomic import OutputError
+from pipelines.cli import error, make_parser
 from tracker.jitter import SAVGOL_ORDER, SAVGOL_WINDOW, JitterInputError, analyze, load_gt, load_pose_runs
 from tracker.jitter_report import format_tables, write_report
 
 PROG = "analyze-jitter"
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=PROG, description="Jitter and ground-truth error of pose tracks "
-                                 "(metrics: tracker.jitter).")
+def build_parser() -> argparse.ArgumentParser:
+    ap = make_parser(PROG, "Jitter and ground-truth error of pose tracks (metrics: tracker.jitter).")
     ap.add_argument("poses", type=Path, nargs="+", help="poses.csv files (one run each, two with raw_ columns)")
     ap.add_argument("--gt", type=Path, default=None, help="gt.csv with frame timestamp_s qw qx qy qz tx ty tz")
     ap.add_argument("--labels", nargs="+", default=None, help="one run label per poses file (default: names)")
@@ -39,29 +39,24 @@ def _default_labels(paths: list[Path]) -> list[str]:
     return [f"{p.parent.name}/{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
 
 
-def _error(message: str, code: int) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return code
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.labels is not None and len(args.labels) != len(args.poses):
-        return _error(f"--labels has {len(args.labels)} names for {len(args.poses)} poses files", 2)
+        return error(PROG, f"--labels has {len(args.labels)} names for {len(args.poses)} poses files")
     if args.savgol_window % 2 == 0 or not 0 <= args.savgol_order < args.savgol_window:
-        return _error("--savgol-window must be odd and larger than --savgol-order", 2)
+        return error(PROG, "--savgol-window must be odd and larger than --savgol-order")
     labels = args.labels or _default_labels(args.poses)
     try:
         runs = [run for path, label in zip(args.poses, labels) for run in load_pose_runs(path, label)]
         gt = load_gt(args.gt) if args.gt is not None else None
     except JitterInputError as err:
-        return _error(str(err), 2)
+        return error(PROG, err)
     metrics = analyze(runs, gt, args.savgol_window, args.savgol_order)
     print(format_tables(metrics, args.savgol_window, args.savgol_order))
     try:
         paths = write_report(args.out, metrics, runs, gt, args.savgol_window, args.savgol_order)
     except (OutputError, OSError) as err:
-        return _error(str(err), 1)
+        return error(PROG, err, 1)
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 

@@ -54,6 +54,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from baseio.atomic import OutputError, atomic_path, write_json_atomic
+from perspnet.validate import check_device
 from pipelines.batch_executors import (ExecutorUnavailable, default_workers, run_dask, run_local, worker_device,
                                        worker_devices)
 from pipelines.batch_summary import ClipOutcome, plot_summary, write_errors_log, write_summary_csv
@@ -128,8 +129,7 @@ class BatchConfig:
             raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
         if (self.executor == "dask") != (self.scheduler is not None):
             raise ValueError("a scheduler address is needed with the dask executor, and only with it")
-        if not (self.device in ("auto", "cpu") or re.fullmatch(r"cuda(:\d+)?", self.device)):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        check_device("device", self.device)
 
 
 @dataclass(frozen=True)

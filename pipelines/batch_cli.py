@@ -19,14 +19,15 @@ import sys
 from pathlib import Path
 
 from baseio.atomic import OutputError
+from pipelines.cli import add_device, add_quiet, error, make_parser, show_progress
 from pipelines.batch import EXECUTORS, BatchArgumentError, BatchConfig, run_batch
 
 PROG = "batch-process"
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=PROG, description="Track every video under a folder (mp4 mov avi mkv m4v "
-                                 "webm): track-video's outputs per clip, summary.csv and summary.png.")
+def build_parser() -> argparse.ArgumentParser:
+    ap = make_parser(PROG, "Track every video under a folder (mp4 mov avi mkv m4v "
+                     "webm): track-video's outputs per clip, summary.csv and summary.png.")
     ap.add_argument("clips_dir", type=Path, metavar="CLIPS_DIR", help="folder searched recursively for videos")
     ap.add_argument("--out", type=Path, required=True, metavar="OUT_DIR", help="output folder")
     ap.add_argument("--intrinsics", type=Path, default=None,
@@ -39,14 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--scheduler", default=None, metavar="ADDRESS",
                     help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask)")
     ap.add_argument("--checkpoint", type=Path, default=None, help="PerspNet checkpoint (default: the shipped one)")
-    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device(ap)
+    add_quiet(ap)
     return ap
-
-
-def _error(message: str, code: int) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return code
 
 
 class _Interrupted(KeyboardInterrupt):
@@ -58,21 +54,21 @@ def _raise_interrupted(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         config = BatchConfig(clips_dir=args.clips_dir, out_dir=args.out, intrinsics=args.intrinsics,
                              workers=args.workers, force=args.force, executor=args.executor,
                              scheduler=args.scheduler, checkpoint=args.checkpoint, device=args.device,
-                             progress=not args.quiet and sys.stderr.isatty())
+                             progress=show_progress(args))
     except ValueError as err:  # a bad option value
-        return _error(str(err), 2)
+        return error(PROG, err)
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         result = run_batch(config)
     except BatchArgumentError as err:
-        return _error(str(err), 2)
+        return error(PROG, err)
     except OutputError as err:  # the summary could not be written
-        return _error(str(err), 1)
+        return error(PROG, err, 1)
     except KeyboardInterrupt as err:
         code = 128 + (signal.SIGTERM if isinstance(err, _Interrupted) else signal.SIGINT)
         print(f"{PROG}: interrupted; finished clips keep their outputs, rerun the same command to track the rest",

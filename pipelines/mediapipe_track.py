@@ -29,6 +29,7 @@ from perspnet.landmarker import FaceLandmarker
 from perspnet.pnp import PnPConfig, solve_pose
 from perspnet.crop import box_from_points
 from baseio.atomic import OutputError, write_json_atomic
+from pipelines.cli import add_quiet, error, make_parser, show_progress
 from pipelines.track_outputs import PoseTrack, jitter_summary, plot_stability, staged_folder, write_poses_csv
 from pipelines.track_video import STAGES, camera_for_video
 from baseio.video_io import DecodeReport, VideoError, iter_frames, probe_video
@@ -155,23 +156,25 @@ def mediapipe_track(config: MediaPipeTrackConfig) -> tuple[PoseTrack, dict]:
     return track, summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog=PROG, description="Baseline: MediaPipe landmarks + canonical mesh + PnP(K), "
-                                 "poses.csv like track-video's.")
-    ap.add_argument("video", type=Path)
+def build_parser() -> argparse.ArgumentParser:
+    ap = make_parser(PROG, "Baseline: MediaPipe landmarks + canonical mesh + PnP(K), poses.csv like track-video's.")
+    ap.add_argument("video", type=Path, help="input video (any format FFmpeg reads)")
     ap.add_argument("--intrinsics", type=Path, default=None, help="K.json (default: a default field of view)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: <video stem>_mediapipe)")
-    ap.add_argument("--filter", choices=MODES, default="none", help="temporal filter (default: none)")
-    args = ap.parse_args(argv)
-    config = MediaPipeTrackConfig(args.video, args.intrinsics, args.out, args.filter, progress=sys.stderr.isatty())
+    ap.add_argument("--filter", choices=MODES, default="none", help="temporal filter")
+    add_quiet(ap)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = MediaPipeTrackConfig(args.video, args.intrinsics, args.out, args.filter, progress=show_progress(args))
     try:
         _, summary = mediapipe_track(config)
     except (VideoError, IntrinsicsError, FaceModelNotFound) as err:
-        print(f"{PROG}: error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return error(PROG, err)
     except OutputError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 1
+        return error(PROG, err, 1)
     print(f"{summary['frames']} frames, {summary['frames_with_pose']} with a pose "
           f"({100 * summary['detection_rate']:.0f}%); wrote {config.out_dir}")
     return 0

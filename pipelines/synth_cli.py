@@ -7,42 +7,48 @@ from pathlib import Path
 
 from perspnet.synth.bank import build_bank, default_bank, load_bank
 from baseio.atomic import OutputError
+from pipelines.cli import add_subparser, error, make_parser
 
 
-def _parser() -> argparse.ArgumentParser:
+PROG = "perspnet-synth"
+
+
+def build_parser() -> argparse.ArgumentParser:
     from perspnet.synth.clips import MOTIONS
 
-    ap = argparse.ArgumentParser(prog="perspnet-synth", description=__doc__)
-    sub = ap.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("bank", help="build the face bank from packaged media (+ your own photos/videos)")
+    ap = make_parser(PROG, __doc__)
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    b = add_subparser(sub, "bank", "build the face bank from packaged media (+ your own photos/videos)")
     b.add_argument("--out", type=Path, default=None, help="bank folder (default: the cache's bank)")
-    b.add_argument("--media", type=Path, nargs="*", default=[], help="extra image/video files or folders")
-    s = sub.add_parser("samples", help="write N samples in the ARKitFace layout with an index.csv")
-    s.add_argument("--n", type=int, required=True)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--split", choices=("train", "test"), default="train")
-    s.add_argument("--out", type=Path, required=True)
+    b.add_argument("--media", type=Path, nargs="*", default=[], metavar="PATH",
+                   help="extra image/video files or folders to take faces from")
+    s = add_subparser(sub, "samples", "write N samples in the ARKitFace layout with an index.csv")
+    s.add_argument("--n", type=int, required=True, help="number of samples")
+    s.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same samples")
+    s.add_argument("--split", choices=("train", "test"), default="train",
+                   help="which identities of the face bank to draw from")
+    s.add_argument("--out", type=Path, required=True, help="output folder (ARKitFace layout)")
     s.add_argument("--bank", type=Path, default=None, help="bank folder (default: the cache's bank)")
     s.add_argument("--workers", type=int, default=1, help="processes drawing samples (same files for any number)")
-    c = sub.add_parser("clip", help="write a clip: video.mp4, K.json, gt.csv, identity.json")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--frames", type=int, default=90)
-    c.add_argument("--fps", type=int, default=30)
-    c.add_argument("--motion", choices=MOTIONS, default="mixed")
-    c.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT")
-    c.add_argument("--split", choices=("train", "test"), default="test")
-    c.add_argument("--out", type=Path, required=True)
-    c.add_argument("--bank", type=Path, default=None)
+    c = add_subparser(sub, "clip", "write a clip: video.mp4, K.json, gt.csv, identity.json")
+    c.add_argument("--seed", type=int, default=0, help="random seed: identity, camera and motion")
+    c.add_argument("--frames", type=int, default=90, help="number of frames")
+    c.add_argument("--fps", type=int, default=30, help="frames per second")
+    c.add_argument("--motion", choices=MOTIONS, default="mixed", help="head motion (perspnet.synth.clips)")
+    c.add_argument("--size", default="1280x720", help="frame size, WIDTHxHEIGHT")
+    c.add_argument("--split", choices=("train", "test"), default="test",
+                   help="which identities of the face bank to draw from")
+    c.add_argument("--out", type=Path, required=True, help="output folder")
+    c.add_argument("--bank", type=Path, default=None, help="bank folder (default: the cache's bank)")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return _run(args)
     except (ValueError, OSError, OutputError) as e:  # bad values, missing bank, unwritable output: one line
-        print(f"perspnet-synth: error: {e}", file=sys.stderr)
-        return 2
+        return error(PROG, e)
 
 
 def _run(args: argparse.Namespace) -> int:

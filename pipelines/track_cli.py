@@ -17,6 +17,7 @@ from perspnet.checkpoint import CheckpointError
 from perspnet.face_model import FaceModelNotFound
 from perspnet.intrinsics import IntrinsicsError
 from baseio.atomic import OutputError
+from pipelines.cli import add_device, add_quiet, error, make_parser, show_progress
 from pipelines.track_video import TrackConfig, TrackError, track_video
 from baseio.video_io import VideoError
 from tracker.smoother import MODES
@@ -24,14 +25,14 @@ from tracker.smoother import MODES
 PROG = "track-video"
 
 
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=PROG, description="Track a face in a video: metric 6DoF pose per frame "
-                                 "(PerspNet + PnP with the camera's K) and one identity shape per clip.")
+def build_parser() -> argparse.ArgumentParser:
+    ap = make_parser(PROG, "Track a face in a video: metric 6DoF pose per frame "
+                     "(PerspNet + PnP with the camera's K) and one identity shape per clip.")
     ap.add_argument("video", type=Path, help="input video (any format FFmpeg reads)")
     ap.add_argument("--intrinsics", type=Path, default=None,
                     help="K.json (fx fy cx cy width height [dist]); without it a default field of view is assumed")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: <video stem>_track beside it)")
-    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
+    add_device(ap)
     ap.add_argument("--batch-size", type=int, default=8, help="frames per network batch (default %(default)s)")
     ap.add_argument("--filter", choices=MODES, default="smooth",
                     help="temporal filter: none, forward (causal Kalman) or smooth (offline RTS, default)")
@@ -43,30 +44,25 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--overlay", action="store_true", help="also write overlay.mp4 (mesh and axes on each frame)")
     ap.add_argument("--save-meshes", action="store_true", help="also write meshes.npz (per-frame camera-space meshes)")
     ap.add_argument("--checkpoint", type=Path, default=None, help="PerspNet checkpoint (default: the shipped one)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(ap)
     return ap
 
 
-def _error(message: str, code: int) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return code
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         config = TrackConfig(video=args.video, intrinsics=args.intrinsics, out=args.out, checkpoint=args.checkpoint,
                              device=args.device, batch_size=args.batch_size, filter=args.filter, ipd_mm=args.ipd_mm,
                              overlay=args.overlay, save_meshes=args.save_meshes, min_run_frames=args.min_run_frames,
-                             progress=not args.quiet and sys.stderr.isatty())
+                             progress=show_progress(args))
     except ValueError as err:  # a bad option value
-        return _error(str(err), 2)
+        return error(PROG, err)
     try:
         result = track_video(config)
     except (VideoError, IntrinsicsError, CheckpointError, FaceModelNotFound, TrackError) as err:
-        return _error(str(err).splitlines()[0], 2)
+        return error(PROG, err)
     except OutputError as err:
-        return _error(str(err), 1)
+        return error(PROG, err, 1)
     s = result.summary
     ident = s["identity"]
     identity = (f", identity as large as a face of IPD {ident['size_ipd_mm']:.1f} mm"

@@ -46,6 +46,7 @@ from tqdm import tqdm
 from perspnet.conventions import MM_PER_M
 from perspnet.face_model import load_face_model
 from perspnet.inference import PerspNetPredictor
+from perspnet.validate import check_device
 from perspnet.intrinsics import (DEFAULT_HFOV_DEG, Intrinsics, IntrinsicsError, default_intrinsics, for_video,
                                  load_intrinsics)
 from baseio.atomic import save_npz_atomic, write_json_atomic
@@ -120,8 +121,7 @@ class TrackConfig:
             raise ValueError(f"filter must be one of {', '.join(MODES)}, got {self.filter!r}")
         if self.ipd_mm is not None and not (math.isfinite(self.ipd_mm) and 30.0 <= self.ipd_mm <= 100.0):
             raise ValueError(f"ipd_mm must be a human inter-pupillary distance in [30, 100] mm, got {self.ipd_mm!r}")
-        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        check_device("device", self.device)
         if not (isinstance(self.min_run_frames, int) and self.min_run_frames >= 1):
             raise ValueError(f"min_run_frames must be an integer >= 1, got {self.min_run_frames!r}")
 

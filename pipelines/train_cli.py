@@ -11,24 +11,31 @@ import sys
 from pathlib import Path
 
 from perspnet.train import TrainConfig, train
+from pipelines.cli import add_device, error, make_parser
 
 
-def main(argv: list[str] | None = None) -> int:
+PROG = "perspnet-train"
+
+
+def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig(data=Path("."), out=Path("."))
-    ap = argparse.ArgumentParser(prog="perspnet-train", description=__doc__)
-    ap.add_argument("--config", dest="preset", choices=("lite", "paper"), default=d.preset)
+    ap = make_parser(PROG, __doc__)
+    ap.add_argument("--config", dest="preset", choices=("lite", "paper"), default=d.preset,
+                    help="network preset (perspnet.network.config)")
     ap.add_argument("--data", type=Path, required=True, help="ARKitFace-layout folder with index.csv")
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--iterations", type=int, default=d.iterations)
-    ap.add_argument("--batch-size", type=int, default=d.batch_size)
-    ap.add_argument("--lr", type=float, default=d.lr)
+    ap.add_argument("--out", type=Path, required=True,
+                    help="run folder: checkpoints, log and curves; a run there with last.pt resumes")
+    ap.add_argument("--iterations", type=int, default=d.iterations, help="optimizer steps")
+    ap.add_argument("--batch-size", type=int, default=d.batch_size, help="training examples per step")
+    ap.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (warm-up, then cosine decay)")
     ap.add_argument("--weight-decay", type=float, default=d.weight_decay, metavar="WD",
                     help="AdamW's decoupled weight decay, on every parameter (default %(default)s)")
-    ap.add_argument("--seed", type=int, default=d.seed)
-    ap.add_argument("--workers", type=int, default=d.workers, help="data-loading processes")
+    ap.add_argument("--seed", type=int, default=d.seed, help="random seed: initial weights, data order, augmentation")
+    ap.add_argument("--workers", type=int, default=d.workers, help="data-loading processes (0: in the main process)")
     ap.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
-    ap.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
-    ap.add_argument("--device", default=d.device, help="cpu or cuda")
+    ap.add_argument("--ckpt-every", type=int, default=d.ckpt_every, metavar="N",
+                    help="write OUT/last.pt (the resume point) every N steps")
+    add_device(ap, d.device)
     ap.add_argument("--bf16", action="store_true",
                     help="bfloat16 autocast for the forward pass (needs native bf16: AVX512-BF16/AMX CPUs, CUDA)")
     ap.add_argument("--flip-prob", type=float, default=d.flip_prob,
@@ -65,13 +72,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="start from this checkpoint's weights (fine-tuning; optimizer and schedule start afresh)")
     ap.add_argument("--direct", action="store_true",
                     help="train the 'direct 6DoF regress' baseline instead (writes OUT/direct.pt)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if not (args.data / "index.csv").is_file():
-        print(f"perspnet-train: error: {args.data}: no index.csv (an ARKitFace-layout folder is expected)",
-              file=sys.stderr)
-        return 2
+        return error(PROG, f"{args.data}: no index.csv (an ARKitFace-layout folder is expected)")
     direct = vars(args).pop("direct")
-    cfg = TrainConfig(**vars(args))
+    try:
+        cfg = TrainConfig(**vars(args))
+    except ValueError as e:  # a bad option value
+        return error(PROG, e)
     if direct:
         from perspnet.train_direct import train_direct
 
@@ -80,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"final checkpoint: {train(cfg)}")
     except ValueError as e:  # a setting this machine cannot run: one line, no traceback
-        print(f"perspnet-train: error: {e}", file=sys.stderr)
-        return 2
+        return error(PROG, e)
     return 0
 
 
