@@ -92,6 +92,9 @@ class TestTransitionModel:
         with pytest.raises(ValueError, match="gate_probability"):
             replace(LANDMARK_FILTER, gate_probability=1.0)
         assert LANDMARK_FILTER.gate_threshold == pytest.approx(33.107, abs=1e-3)  # chi2(6) at 0.99999
+        with pytest.raises(ValueError, match="max_noise_scale"):
+            replace(LANDMARK_FILTER, max_noise_scale=10.0)
+        assert replace(LANDMARK_FILTER, max_noise_scale=16.0).noise_scales == (1.0, 4.0, 16.0)
 
     def test_no_silent_default_noise(self):
         """The measurement noise depends on what measures the poses: no call falls back to one silently."""
@@ -223,6 +226,50 @@ class TestTrackQuality:
         fwd, smo = np.mean(lags["forward"], axis=0), np.mean(lags["smooth"], axis=0)
         assert fwd[0] < -0.003 and fwd[1] < -0.005  # measured about -4 ms and -8 ms
         assert np.all(np.abs(smo) < 0.003) and np.all(np.abs(smo) < 0.35 * np.abs(fwd))
+
+    @staticmethod
+    def turn(rate_deg_s: float, noise_deg: float, config: FilterConfig, seed: int, mode: str):
+        """A still face turns 45 degrees of yaw at ``rate_deg_s`` from t = 1 s and stops: returns the
+        frames around the turn, the lag of the filtered yaw behind the truth (frames, the time shift that
+        fits it best), its mean absolute error and the raw measurements' (degrees), and the diagnostics."""
+        ts = np.arange(90) / 30.0
+        yaw_gt = np.clip((ts - 1.0) * rate_deg_s, 0.0, 45.0)
+        R_gt = np.stack([matrix_from_euler_deg(a, 0.0, 0.0) for a in yaw_gt])
+        t_gt = np.tile([0.0, 0.0, 0.55], (len(ts), 1))
+        rng = np.random.default_rng(seed)
+        R_m = np.stack([r @ so3_exp(rng.normal(size=3) * math.radians(noise_deg)) for r in R_gt])
+        t_m = t_gt + rng.normal(size=t_gt.shape) * NOISE_T_M
+        R, _, valid, diag = filter_track(ts, list(zip(R_m, t_m)), None, config, mode)
+        yaw, yaw_raw = euler_deg_from_matrix(R)[:, 0], euler_deg_from_matrix(R_m)[:, 0]
+        near = (ts > 0.7) & (ts < 1.3 + 45.0 / rate_deg_s)
+        shifts = np.arange(-3.0, 3.001, 0.05)  # frames; positive = behind the truth
+        cost = [np.mean((yaw[near] - np.interp(ts[near] - s / 30.0, ts, yaw_gt)) ** 2) for s in shifts]
+        lag = float(shifts[int(np.argmin(cost))])
+        return (valid.all(), lag, float(np.mean(np.abs(yaw - yaw_gt)[near])),
+                float(np.mean(np.abs(yaw_raw - yaw_gt)[near])), diag)
+
+    @pytest.mark.parametrize("rate", [150.0, 300.0])
+    @pytest.mark.parametrize("mode", ["forward", "smooth"])
+    def test_quick_turn_is_one_segment_without_lag(self, rate, mode):
+        """A quick head turn (150 and 300 deg/s) is motion, not an outlier: one track segment, nothing
+        gated, the process noise widened during the turn, at most one frame of lag and no more error than
+        the measurements. A constant-velocity filter without the adaptation gates the turn and restarts."""
+        for seed in range(4):
+            valid, lag, mae, mae_raw, diag = self.turn(rate, 1.0, LANDMARK_FILTER, seed, mode)
+            assert valid and set(diag.segment) == {0} and not diag.gated.any()
+            assert np.nanmax(diag.noise_scale[:, 1]) > 1.0 and np.nanmin(diag.noise_scale[:, 1]) == 1.0
+            assert abs(lag) <= 1.0 and mae <= mae_raw, (seed, lag, mae, mae_raw)
+        fixed = replace(LANDMARK_FILTER, max_noise_scale=1.0)
+        assert len(set(self.turn(rate, 1.0, fixed, 0, mode)[4].segment)) > 1
+
+    @pytest.mark.parametrize("rate", [150.0, 300.0])
+    def test_quick_turn_with_perspnet_noise_lags_at_most_a_frame(self, rate):
+        """With PerspNet-like noise (4 degrees) nothing is gated, but the nominal process noise makes the
+        causal filter fall behind the turn; the adaptation keeps it within a frame."""
+        lags = [self.turn(rate, 4.0, PERSPNET_FILTER, seed, "forward")[1] for seed in range(4)]
+        fixed = replace(PERSPNET_FILTER, max_noise_scale=1.0)
+        lags_fixed = [self.turn(rate, 4.0, fixed, seed, "forward")[1] for seed in range(4)]
+        assert max(abs(x) for x in lags) <= 1.0 and np.mean(lags_fixed) > 1.0, (lags, lags_fixed)
 
     def test_outliers_are_gated_and_do_not_derail_the_track(self):
         ts, R_gt, t_gt, R_m, t_m = scenario(5)

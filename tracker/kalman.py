@@ -20,8 +20,18 @@ Models (all times in seconds, from the stream's timestamps; the frame rate may v
   ``R_k = blockdiag(R_pred^T diag(sx^2, sy^2, sz^2) R_pred, s_rot^2 I) / confidence``: the translation
   noise is given along the camera axes (z, the depth, is the noisiest for a monocular camera) and
   rotated into the face frame of the innovation.
-* Gating: ``d2 = y^T S^-1 y`` against the chi-square quantile (6 dof) at ``gate_probability``; a gated
-  measurement is skipped (prediction only) and reported.
+* Manoeuvres (innovation-adaptive process noise): a head that turns or moves faster than the
+  white-acceleration model expects leaves innovations that the nominal ``S`` cannot explain. Before each
+  update the translation and the rotation block of ``Q`` are each scaled by the smallest factor of
+  ``1, 4, 16, ...`` up to ``max_noise_scale`` for which that block's innovation ``y_b^T S_bb^-1 y_b``
+  (3 dof) is within the chi-square quantile at ``manoeuvre_probability``: during a quick turn the prior
+  widens and the track follows the measurements; at rest ``Q`` stays nominal and the noise is smoothed.
+  The factors used are recorded (:attr:`StepRecord.noise_scale`), so the RTS pass sees the same ``Q``.
+  A measurement that the gate rejects even with the widened prior is an outlier, not a manoeuvre: that
+  frame is predicted with the nominal ``Q``.
+* Gating: ``d2 = y^T S^-1 y`` (with the scaled ``Q``) against the chi-square quantile (6 dof) at
+  ``gate_probability``; a gated measurement is skipped (prediction only) and reported. The largest
+  factor bounds how far the prior widens, so a pose far off every motion the model allows is still gated.
 * Track life: the first measurement initialises the track; frames without a measurement are predicted;
   when more than ``lost_after_s`` has passed since the last accepted measurement the track is lost and
   the next measurement starts a new segment. ``restart_after_gated`` gated measurements in a row (with
@@ -61,6 +71,7 @@ __all__ = [
     "transition_jacobian",
     "process_noise",
     "measurement_covariance",
+    "manoeuvre_scales",
 ]
 
 STATE_LAYOUT = ("rho", "phi", "v_rho", "v_phi")  # error state: pose (translation, rotation), velocity
@@ -74,6 +85,7 @@ H = np.hstack([np.eye(MEAS_DIM), np.zeros((MEAS_DIM, STATE_DIM - MEAS_DIM))])  #
 # started from this frame's measurement after ``restart_after_gated`` gated ones in a row; "update"
 # measurement accepted; "gated" measurement rejected by the gate; "predict" no measurement.
 STATUSES = ("idle", "lost", "init", "restart", "update", "gated", "predict")
+NOISE_SCALE_STEP = 4  # ratio between the process-noise factors tried during a manoeuvre
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,10 @@ class FilterConfig:
             one (a new segment); 0 never restarts this way.
         init_vel_sd_trans: sd of the initial translational velocity, m/s.
         init_vel_sd_rot: sd of the initial angular velocity, rad/s.
+        max_noise_scale: largest factor on a block of ``Q`` during a manoeuvre (a power of
+            :data:`NOISE_SCALE_STEP`); 1 turns the adaptation off (a plain constant-velocity filter).
+        manoeuvre_probability: chi-square (3 dof) probability above which a block's innovation counts
+            as a manoeuvre and its ``Q`` is scaled up.
     """
 
     accel_noise_trans: float
@@ -109,6 +125,8 @@ class FilterConfig:
     restart_after_gated: int = 3
     init_vel_sd_trans: float = 0.3
     init_vel_sd_rot: float = 2.0
+    max_noise_scale: float = NOISE_SCALE_STEP**5
+    manoeuvre_probability: float = 0.99
 
     def __post_init__(self) -> None:
         for name in ("accel_noise_trans", "accel_noise_rot", "meas_sd_xy_m", "meas_sd_z_m",
@@ -121,11 +139,29 @@ class FilterConfig:
                              f"got {self.restart_after_gated!r}")
         if not 0.0 < self.gate_probability < 1.0:
             raise ValueError(f"FilterConfig.gate_probability must be in (0, 1), got {self.gate_probability!r}")
+        if not 0.0 < self.manoeuvre_probability < 1.0:
+            raise ValueError(f"FilterConfig.manoeuvre_probability must be in (0, 1), "
+                             f"got {self.manoeuvre_probability!r}")
+        steps = math.log(self.max_noise_scale, NOISE_SCALE_STEP) if self.max_noise_scale >= 1 else -1.0
+        if not (steps >= 0 and abs(steps - round(steps)) < 1e-9):
+            raise ValueError(f"FilterConfig.max_noise_scale must be a power of {NOISE_SCALE_STEP} (1 = off), "
+                             f"got {self.max_noise_scale!r}")
 
     @property
     def gate_threshold(self) -> float:
         """Largest accepted Mahalanobis distance squared ``d2`` (chi-square quantile, 6 dof)."""
         return float(chi2.ppf(self.gate_probability, MEAS_DIM))
+
+    @property
+    def noise_scales(self) -> tuple[float, ...]:
+        """The factors tried on a block of ``Q``: ``1, 4, 16, ...`` up to ``max_noise_scale``."""
+        steps = round(math.log(self.max_noise_scale, NOISE_SCALE_STEP))
+        return tuple(float(NOISE_SCALE_STEP**k) for k in range(steps + 1))
+
+    @property
+    def manoeuvre_threshold(self) -> float:
+        """Largest block innovation distance squared (3 dof) that needs no larger ``Q``."""
+        return float(chi2.ppf(self.manoeuvre_probability, 3))
 
 
 # Poses from dense landmarks (MediaPipe's 468) + PnP with K: a few pixels of landmark noise spread over
@@ -177,6 +213,8 @@ class StepRecord:
         posterior: the state after this frame (None without a track); equals ``prior`` unless "update".
         F: ``(12, 12)`` error transition from the previous posterior to ``prior`` (None with ``prior``).
         innovation: the measurement's :class:`Innovation` ("update" and "gated" frames), else None.
+        noise_scale: ``(2,)`` factors on the translation and rotation blocks of ``Q`` in the prediction
+            to this frame (1 without a manoeuvre; nan without a prediction).
     """
 
     time_s: float
@@ -187,6 +225,7 @@ class StepRecord:
     posterior: PoseEstimate | None = None
     F: np.ndarray | None = field(default=None, repr=False)
     innovation: Innovation | None = None
+    noise_scale: tuple[float, float] = (math.nan, math.nan)
 
     @property
     def valid(self) -> bool:
@@ -208,9 +247,10 @@ def transition_jacobian(v: np.ndarray, dt_s: float) -> np.ndarray:
     return F
 
 
-def process_noise(config: FilterConfig, dt_s: float) -> np.ndarray:
-    """``Q (12, 12)`` of white acceleration over ``dt_s`` seconds (pose/velocity cross terms included)."""
-    q = np.repeat([config.accel_noise_trans**2, config.accel_noise_rot**2], 3)  # per axis, (rho, phi)
+def process_noise(config: FilterConfig, dt_s: float, scale: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """``Q (12, 12)`` of white acceleration over ``dt_s`` seconds (pose/velocity cross terms included);
+    ``scale`` multiplies the translation and the rotation spectral density."""
+    q = np.repeat([scale[0] * config.accel_noise_trans**2, scale[1] * config.accel_noise_rot**2], 3)
     Q = np.zeros((STATE_DIM, STATE_DIM))
     Q[:6, :6] = np.diag(q * dt_s**3 / 3.0)
     Q[:6, 6:] = Q[6:, :6] = np.diag(q * dt_s**2 / 2.0)
@@ -226,6 +266,25 @@ def measurement_covariance(config: FilterConfig, R_cam_face: np.ndarray, confide
     R_k[:3, :3] = R_cam_face.T @ cov_cam @ R_cam_face
     R_k[3:, 3:] = np.eye(3) * config.meas_sd_rot_rad**2
     return R_k / confidence
+
+
+def manoeuvre_scales(config: FilterConfig, P_pred: np.ndarray, Q: np.ndarray, R_k: np.ndarray, y: np.ndarray
+                     ) -> tuple[float, float]:
+    """Factors on the translation and rotation blocks of ``Q`` for an innovation ``y (6,)``: per block the
+    smallest of :attr:`FilterConfig.noise_scales` whose 3-dof distance ``y_b^T S_bb^-1 y_b`` is within
+    :attr:`FilterConfig.manoeuvre_threshold` (the largest when none is). ``P_pred (12, 12)`` is the
+    prior covariance without process noise (``F P F^T``), ``Q (12, 12)`` the nominal process noise and
+    ``R_k (6, 6)`` the measurement covariance. The pose blocks of ``S`` depend only on their own factor,
+    as ``Q`` has no translation-rotation cross terms."""
+    out = []
+    for block in (slice(0, 3), slice(3, 6)):
+        base = P_pred[block, block] + R_k[block, block]
+        yb = y[block]
+        for scale in config.noise_scales:
+            if yb @ np.linalg.solve(base + scale * Q[block, block], yb) <= config.manoeuvre_threshold:
+                break
+        out.append(scale)
+    return out[0], out[1]
 
 
 def _check_measurement(R: np.ndarray, t: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
@@ -279,15 +338,28 @@ class SE3KalmanFilter:
         self.state = None
         self.gated_run = 0
 
-    def predict(self, dt_s: float) -> tuple[PoseEstimate, np.ndarray]:
-        """Advance the track by ``dt_s`` > 0 seconds; returns the prior and the transition ``F (12, 12)``."""
+    def predict(self, dt_s: float, noise_scale: tuple[float, float] = (1.0, 1.0)
+                ) -> tuple[PoseEstimate, np.ndarray]:
+        """Advance the track by ``dt_s`` > 0 seconds with the translation and rotation process noise
+        scaled by ``noise_scale``; returns the prior and the transition ``F (12, 12)``."""
         s = self._require_state()
         if not dt_s > 0:
             raise ValueError(f"dt_s must be > 0, got {dt_s!r}")
         F = transition_jacobian(s.v, dt_s)
-        _, P = kf_predict(np.zeros(STATE_DIM), s.P, F, process_noise(self.config, dt_s))
+        _, P = kf_predict(np.zeros(STATE_DIM), s.P, F, process_noise(self.config, dt_s, noise_scale))
         self.state = PoseEstimate(*propagate(s.R, s.t, s.v, dt_s), s.v, P)
         return self.state, F
+
+    def manoeuvre_scales(self, dt_s: float, R_meas: np.ndarray, t_meas: np.ndarray, confidence: float = 1.0
+                         ) -> tuple[float, float]:
+        """:func:`manoeuvre_scales` for a measurement ``dt_s`` seconds after the current state; no change."""
+        s = self._require_state()
+        R, t = _check_measurement(R_meas, t_meas, confidence)
+        F = transition_jacobian(s.v, dt_s)
+        R_pred, t_pred = propagate(s.R, s.t, s.v, dt_s)
+        return manoeuvre_scales(self.config, F @ s.P @ F.T, process_noise(self.config, dt_s),
+                                measurement_covariance(self.config, R_pred, confidence),
+                                between(R_pred, t_pred, R, t))
 
     def innovation(self, R_meas: np.ndarray, t_meas: np.ndarray, confidence: float = 1.0) -> Innovation:
         """Innovation of a measured pose against the current state, with the gate decision; no change."""
@@ -328,9 +400,15 @@ class SE3KalmanFilter:
                 return StepRecord(time_s, math.nan, "lost" if lost else "idle", -1)
             post = self.initialise(time_s, *measurement, confidence)
             return StepRecord(time_s, math.nan, "init", self.segment, prior=None, posterior=post)
-        prior, F = self.predict(dt)
+        scale = (1.0, 1.0) if measurement is None else self.manoeuvre_scales(dt, *measurement, confidence)
+        before = self.state
+        prior, F = self.predict(dt, scale)
         if measurement is None:
-            return StepRecord(time_s, dt, "predict", self.segment, prior, prior, F)
+            return StepRecord(time_s, dt, "predict", self.segment, prior, prior, F, noise_scale=scale)
+        if scale != (1.0, 1.0) and self.innovation(*measurement, confidence).gated:
+            # an outlier is no manoeuvre: it must not widen the prior that the next measurements meet
+            self.state, scale = before, (1.0, 1.0)
+            prior, F = self.predict(dt, scale)
         inn = self.update(*measurement, confidence)
         if not inn.gated:
             self._accept_s = time_s
@@ -341,7 +419,7 @@ class SE3KalmanFilter:
                 post = self.initialise(time_s, *measurement, confidence)
                 return StepRecord(time_s, math.nan, "restart", self.segment, prior=None, posterior=post)
         return StepRecord(time_s, dt, "gated" if inn.gated else "update", self.segment, prior, self.state,
-                          F, inn)
+                          F, inn, scale)
 
     def _require_state(self) -> PoseEstimate:
         if self.state is None:

@@ -78,6 +78,8 @@ class TrackDiagnostics:
         S: ``(N, 6, 6)`` innovation covariance.
         velocity: ``(N, 6)`` body twist rate (m/s, rad/s) of the output state.
         cov: ``(N, 12, 12)`` error covariance of the output state (filtered or smoothed).
+        noise_scale: ``(N, 2)`` factors on the translation and rotation process noise in the prediction
+            to each frame (above 1 during a manoeuvre; nan without a prediction).
         records: the forward pass's :class:`tracker.kalman.StepRecord` per frame (empty in mode "none").
     """
 
@@ -90,6 +92,7 @@ class TrackDiagnostics:
     S: np.ndarray
     velocity: np.ndarray
     cov: np.ndarray
+    noise_scale: np.ndarray
     records: tuple[StepRecord, ...]
 
 
@@ -153,18 +156,19 @@ def filter_track(timestamps_s: np.ndarray, poses: Sequence[tuple[np.ndarray, np.
     seg, gated, d2 = np.full(n, -1), np.zeros(n, dtype=bool), np.full(n, np.nan)
     y, S = np.full((n, MEAS_DIM), np.nan), np.full((n, MEAS_DIM, MEAS_DIM), np.nan)
     vel, cov = np.full((n, 6), np.nan), np.full((n, STATE_DIM, STATE_DIM), np.nan)
+    scale = np.full((n, 2), np.nan)
     if mode == "none":
         for k, p in enumerate(poses):
             if p is not None:
                 R_out[k], t_out[k] = p
         valid = np.array([p is not None for p in poses], dtype=bool)
         status = np.where(valid, "measured", "missing")
-        return R_out, t_out, valid, TrackDiagnostics(mode, status, seg, gated, d2, y, S, vel, cov, ())
+        return R_out, t_out, valid, TrackDiagnostics(mode, status, seg, gated, d2, y, S, vel, cov, scale, ())
 
     records = _forward_pass(ts, poses, conf, config)
     states = rts_smooth(records) if mode == "smooth" else [r.posterior for r in records]
     for k, (rec, st) in enumerate(zip(records, states)):
-        seg[k] = rec.segment
+        seg[k], scale[k] = rec.segment, rec.noise_scale
         inn = rec.innovation
         if inn is not None:
             gated[k], d2[k], y[k], S[k] = inn.gated, inn.d2, inn.y, inn.S
@@ -172,4 +176,5 @@ def filter_track(timestamps_s: np.ndarray, poses: Sequence[tuple[np.ndarray, np.
             R_out[k], t_out[k], vel[k], cov[k] = st.R, st.t, st.v, st.P
     valid = np.array([r.valid for r in records], dtype=bool)
     status = np.array([r.status for r in records])
-    return R_out, t_out, valid, TrackDiagnostics(mode, status, seg, gated, d2, y, S, vel, cov, records)
+    return R_out, t_out, valid, TrackDiagnostics(mode, status, seg, gated, d2, y, S, vel, cov, scale,
+                                                records)
