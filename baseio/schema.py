@@ -100,6 +100,8 @@ def _pose(prefix: str, what: str, empty: str) -> tuple[Field, ...]:
 _NO_POSE = "success is 0"
 POSES_CSV = FileSchema("poses.csv", "poses.csv", "csv", ("track-video", "mediapipe-track", "batch-process"), (
     Field("frame", "-", "-", "0-based index of the decoded frame in the video stream"),
+    Field("face_id", "-", "-", "the face's persistent id, 0, 1, 2 ... in order of first appearance (one row per "
+          "frame and tracked face; mediapipe-track: always 0)", "no face is tracked on the frame (success is 0)"),
     Field("timestamp_s", "s", "-", "stream timestamp of the frame (pts x time_base)"),
     Field("success", "0/1", "-", "1: the frame has an accepted pose measurement in a confirmed run "
           "(--min-run-frames); 0: no pose"),
@@ -369,7 +371,7 @@ MESHES_NPZ = FileSchema("meshes.npz", "meshes.npz", "npz", ("track-video --save-
     Field("valid", "0/1", "-", "(N,) bool, the frame has a filtered pose"),
 ))
 
-SAMPLE_INFO_NPZ = FileSchema("<id>_info.npz", "info/<subject>/<action>/<id>_info.npz", "npz",
+SAMPLE_INFO_NPZ = FileSchema("info.npz", "info/<subject>/<action>/<id>_info.npz", "npz",
                              ("perspnet-synth samples",), (
     Field("verts", "m", "ARKit", "(468, 3) float32 vertices in ARKitFace's face-anchor frame (y up, z back)"),
     Field("R_t", "m", "ARKit", "(4, 4) ARKitFace's row-vector pose (OpenGL camera)"),
