@@ -12,6 +12,15 @@ K.json is one JSON object::
 ``fx fy cx cy`` in pixels for images of ``width x height`` pixels; ``dist`` optional (absent or
 null: no distortion), OpenCV's order ``k1 k2 p1 p2 [k3 [k4 k5 k6 [s1 s2 s3 s4 [tau_x tau_y]]]]``,
 4, 5, 8, 12 or 14 numbers. No other keys are allowed, so a misspelt key is an error, not ignored.
+
+Refused (:class:`IntrinsicsError`, one line naming the file): text that is not JSON, a key given twice
+(JSON parsers keep the last value silently), a missing or unknown key, a value that is not a finite number,
+a focal length or size that is not positive, a fractional size, a bad ``dist``; and, in :func:`for_video`, a
+video whose aspect ratio differs from ``width x height``. Accepted with a warning
+(:func:`plausibility_warnings`): values that are valid but unlikely for a real camera, each named with its
+likely cause: ``fx / fy`` beyond :data:`MAX_PIXEL_ASPECT` (a digit too many or too few), a field of view
+outside [:data:`MIN_FOV_DEG`, :data:`MAX_FOV_DEG`] degrees (a focal length in millimetres rather than pixels,
+or a digit too many), and a principal point outside the image (normal for cropped or stabilised footage).
 """
 from __future__ import annotations
 
@@ -31,12 +40,16 @@ from baseio.atomic import write_json_atomic
 __all__ = [
     "DEFAULT_HFOV_DEG",
     "DIST_LENGTHS",
+    "MAX_PIXEL_ASPECT",
+    "MIN_FOV_DEG",
+    "MAX_FOV_DEG",
     "IntrinsicsError",
     "Intrinsics",
     "intrinsics_from_dict",
     "load_intrinsics",
     "save_intrinsics",
     "default_intrinsics",
+    "plausibility_warnings",
     "for_video",
     "undistort_points",
 ]
@@ -46,6 +59,12 @@ __all__ = [
 # (about 50). Depth scales with the focal length, so a wrong guess scales metric distances.
 DEFAULT_HFOV_DEG = 60.0
 DIST_LENGTHS = (4, 5, 8, 12, 14)  # lengths OpenCV accepts for distortion coefficients
+# Plausibility bounds (warnings, not errors). Real cameras have square pixels or nearly so (anamorphic
+# and DV footage reach about 1.33-1.5); a larger fx / fy is almost always a typing slip.
+MAX_PIXEL_ASPECT = 1.5
+# Pinhole fields of view of real lenses: long telephotos reach about 5 degrees, and beyond about 170 degrees
+# the pinhole model cannot describe the lens at all (a fisheye needs its own model).
+MIN_FOV_DEG, MAX_FOV_DEG = 5.0, 170.0
 _KEYS = ("fx", "fy", "cx", "cy", "width", "height", "dist")
 _REQUIRED = _KEYS[:6]
 _UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
@@ -84,12 +103,15 @@ class Intrinsics:
 
     Attributes:
         fx, fy: focal lengths [px], > 0.
-        cx, cy: principal point [px], inside the image ``[-0.5, width - 0.5] x [-0.5, height - 0.5]``.
+        cx, cy: principal point [px], finite; usually inside the image ``[-0.5, width - 0.5] x
+            [-0.5, height - 0.5]``, but cropped or stabilised footage may put it outside
+            (:func:`plausibility_warnings` says so).
         width, height: image size [px] these values belong to.
         dist: OpenCV distortion coefficients (4, 5, 8, 12 or 14, see module doc), or None.
 
     Raises:
-        IntrinsicsError: a value is non-numeric, non-finite, out of range, or ``dist`` has a bad length.
+        IntrinsicsError: a value is non-numeric or non-finite, a focal length or size is not positive, or
+            ``dist`` has a bad length.
     """
 
     fx: float
@@ -106,12 +128,6 @@ class Intrinsics:
         for name in ("fx", "fy"):
             if values[name] <= 0:
                 raise IntrinsicsError(f"{name} must be positive, got {values[name]!r}")
-        for name, size in (("cx", width), ("cy", height)):
-            if not -0.5 <= values[name] <= size - 0.5:
-                raise IntrinsicsError(
-                    f"principal point {name}={values[name]!r} is outside the image "
-                    f"[-0.5, {size - 0.5}] (width x height {width}x{height})"
-                )
         dist = self.dist
         if dist is not None:
             if isinstance(dist, (str, bytes)) or not hasattr(dist, "__len__"):
@@ -138,7 +154,6 @@ class Intrinsics:
         ``cx' = (cx + 0.5) * s - 0.5`` (the mapping ``cv2.resize`` uses), not ``cx * s``.
         Distortion coefficients act on normalised coordinates and are unchanged.
         """
-        # multiply before dividing: monotone rounding keeps a principal point on the border inside
         return Intrinsics(
             fx=self.fx * width / self.width,
             fy=self.fy * height / self.height,
@@ -174,12 +189,28 @@ def intrinsics_from_dict(data: Any) -> Intrinsics:
     return Intrinsics(**{key: data[key] for key in _KEYS if key in data})
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object holds a key twice; raised while parsing, so the values can still be named."""
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` ``object_pairs_hook``: the object as a dict, or _DuplicateKey naming the key."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(f"key {key!r} appears twice ({seen[key]!r} and then {value!r}); "
+                                "JSON readers keep only the last, so remove the wrong one")
+        seen[key] = value
+    return seen
+
+
 def load_intrinsics(path: str | os.PathLike[str]) -> Intrinsics:
-    """Read and validate a K.json file.
+    """Read and validate a K.json file (values that are valid but unlikely: :func:`plausibility_warnings`).
 
     Raises:
         IntrinsicsError: one line ``<path>: <problem>`` for a missing or unreadable file, text that
-            is not JSON, or content that fails validation (see :class:`Intrinsics`).
+            is not JSON, a key given twice (in any object), or content that fails validation (see
+            :class:`Intrinsics`).
     """
     path = Path(path)
     try:
@@ -191,7 +222,9 @@ def load_intrinsics(path: str | os.PathLike[str]) -> Intrinsics:
     except OSError as err:
         raise IntrinsicsError(f"{path}: cannot read ({err.strerror or err})") from err
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as err:
+        raise IntrinsicsError(f"{path}: {err}") from None
     except json.JSONDecodeError as err:
         raise IntrinsicsError(f"{path}: not JSON ({err.msg} at line {err.lineno} column {err.colno})") from err
     except (ValueError, RecursionError) as err:  # e.g. an integer of more than 4300 digits
@@ -218,6 +251,44 @@ def default_intrinsics(width: int, height: int, hfov_deg: float = DEFAULT_HFOV_D
         raise IntrinsicsError(f"horizontal field of view must be in (0, 180) degrees, got {hfov_deg}")
     f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
     return Intrinsics(fx=f, fy=f, cx=(width - 1) / 2.0, cy=(height - 1) / 2.0, width=width, height=height)
+
+
+def _fov_deg(focal_px: float, size_px: int) -> float:
+    return math.degrees(2.0 * math.atan(size_px / 2.0 / focal_px))
+
+
+def plausibility_warnings(intr: Intrinsics) -> list[str]:
+    """One line per value of ``intr`` that is valid but unlikely for a real camera, naming the value and its
+    likely cause (module doc); empty for a plausible camera.
+
+    >>> plausibility_warnings(Intrinsics(fx=1000, fy=1000, cx=959.5, cy=539.5, width=1920, height=1080))
+    []
+    >>> plausibility_warnings(Intrinsics(fx=116239, fy=1162, cx=959.5, cy=539.5, width=1920, height=1080))[0]
+    'fx / fy = 100 (fx=116239.0, fy=1162.0): real cameras have nearly square pixels; a digit too many or too few?'
+    """
+    warnings = []
+    aspect = intr.fx / intr.fy
+    if max(aspect, 1.0 / aspect) > MAX_PIXEL_ASPECT:
+        warnings.append(f"fx / fy = {aspect:.3g} (fx={intr.fx!r}, fy={intr.fy!r}): real cameras have nearly square "
+                        "pixels; a digit too many or too few?")
+    for axis, focal, size in (("horizontal", intr.fx, intr.width), ("vertical", intr.fy, intr.height)):
+        fov = _fov_deg(focal, size)
+        name = "fx" if axis == "horizontal" else "fy"
+        if fov < MIN_FOV_DEG:
+            warnings.append(f"{axis} field of view {fov:.3g} degrees ({name}={focal!r} px for {size} px): narrower "
+                            "than any usual lens; a digit too many, or K for a larger image?")
+        elif fov > MAX_FOV_DEG:
+            warnings.append(f"{axis} field of view {fov:.4g} degrees ({name}={focal!r} px for {size} px): wider than "
+                            "a pinhole camera can see; a focal length in millimetres rather than pixels "
+                            "(f_px = f_mm * image width px / sensor width mm)?")
+        if fov < MIN_FOV_DEG or fov > MAX_FOV_DEG:
+            break  # the other axis has the same cause
+    for name, value, size in (("cx", intr.cx, intr.width), ("cy", intr.cy, intr.height)):
+        if not -0.5 <= value <= size - 0.5:
+            warnings.append(f"principal point {name}={value!r} is outside the image [-0.5, {size - 0.5}]: normal "
+                            "for cropped or stabilised footage; otherwise K is for another image size, or cx and "
+                            "cy are swapped")
+    return warnings
 
 
 def _same_aspect(w0: int, h0: int, w1: int, h1: int) -> bool:

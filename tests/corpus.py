@@ -24,7 +24,8 @@ from perspnet.intrinsics import Intrinsics, default_intrinsics, save_intrinsics
 from baseio.video_io import VideoWriter, iter_frames, probe_video
 
 __all__ = ["reencode", "still_video", "shifted", "jumping", "truncate", "corrupt_middle", "audio_only",
-           "broken_videos", "damaged_videos", "bad_intrinsics", "write_corpus"]
+           "broken_videos", "damaged_videos", "bad_intrinsics", "odd_intrinsics",
+           "write_corpus"]
 
 
 def _resize(image: np.ndarray, width: int | None) -> np.ndarray:
@@ -163,7 +164,6 @@ def bad_intrinsics(folder: Path, good: Intrinsics) -> dict[str, Path]:
         "non_numeric": {**base, "fx": "1000"},
         "zero_focal": {**base, "fx": 0.0},
         "negative_focal": {**base, "fy": -500.0},
-        "pp_outside": {**base, "cx": good.width + 10.0},
         "aspect_mismatch": {**base, "width": good.width, "height": good.height * 2,
                             "cy": good.height - 0.5},
         "unknown_key": {**base, "skew": 0.0},
@@ -173,10 +173,31 @@ def bad_intrinsics(folder: Path, good: Intrinsics) -> dict[str, Path]:
     for name, data in variants.items():
         paths[name] = folder / f"{name}.K.json"
         paths[name].write_text(json.dumps(data))
+    # a key twice: the last value would win silently (fx 10% too small here)
+    text = json.dumps(base)
+    paths["duplicate_key"] = folder / "duplicate_key.K.json"
+    paths["duplicate_key"].write_text(f'{text[:-1]}, "fx": {base["fx"] * 0.9!r}}}')
     (folder / "not_json.K.json").write_text("fx = 500\n")
     (folder / "empty.K.json").write_text("")
     paths.update({"not_json": folder / "not_json.K.json", "empty": folder / "empty.K.json",
                   "missing": folder / "missing.K.json"})
+    return paths
+
+
+def odd_intrinsics(folder: Path, good: Intrinsics) -> dict[str, Path]:
+    """K.json variants that are valid but unlikely (:func:`perspnet.intrinsics.plausibility_warnings`): used
+    with a warning naming the value; name -> path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = good.to_dict()
+    variants = {
+        "pp_outside": {**base, "cx": good.width + 10.0},  # normal for a crop of a larger image
+        "fx_slip": {**base, "fx": good.fx * 100},  # two digits too many: the face lands 100 times too far
+        "focal_mm": {**base, "fx": 4.2, "fy": 4.2},  # a phone's focal length in millimetres
+    }
+    paths = {}
+    for name, data in variants.items():
+        paths[name] = folder / f"{name}.K.json"
+        paths[name].write_text(json.dumps(data))
     return paths
 
 
@@ -199,6 +220,7 @@ def write_corpus(out: Path) -> dict[str, Path]:
     K = default_intrinsics(info.width, info.height)
     save_intrinsics(out / "good.K.json", K)
     paths.update({f"K_{k}": v for k, v in bad_intrinsics(out / "K", K).items()})
+    paths.update({f"K_{k}": v for k, v in odd_intrinsics(out / "K_odd", K).items()})
     return paths
 
 

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from corpus import bad_intrinsics, broken_videos, damaged_videos, jumping, reencode, shifted
+from corpus import bad_intrinsics, broken_videos, damaged_videos, jumping, odd_intrinsics, reencode, shifted
 from perspnet.assets import pyfeat_file
 from perspnet.checkpoint import default_checkpoint_path
 from perspnet.conventions import matrix_from_quat_wxyz
@@ -56,6 +56,7 @@ def media(tmp_path_factory):
         "broken": broken_videos(root / "broken", good, single, pyfeat_file("single_face.jpg")),
         "damaged": damaged_videos(root / "damaged", good),
         "bad_K": bad_intrinsics(root / "K", default_intrinsics(info.width, info.height)),
+        "odd_K": odd_intrinsics(root / "K_odd", default_intrinsics(info.width, info.height)),
         "partly_out": reencode(single, faces / "partly_out.mp4", 8, 320, transform=shifted(0.42)),
         "fast_motion": reencode(single, faces / "fast_motion.mp4", 12, 320, transform=jumping(3, 0.3)),
     }
@@ -104,7 +105,7 @@ BAD_K = {
     "non_numeric": "fx must be a number, got '1000'",
     "zero_focal": "fx must be positive",
     "negative_focal": "fy must be positive",
-    "pp_outside": "principal point cx=330.0 is outside the image",
+    "duplicate_key": r"key 'fx' appears twice \(277.1\d* and then 249.4\d*\)",
     "aspect_mismatch": "aspect ratios differ",
     "unknown_key": r"unknown key\(s\) skew",
     "not_object": "expected a JSON object",
@@ -121,6 +122,27 @@ def test_track_video_refuses_bad_intrinsics_naming_the_file(case, media, tiny_ch
     assert code == 2 and re.search(BAD_K[case], line), line
     _no_partial_output(out)
     assert line.startswith(f"track-video: error: {k_json}: "), line
+
+
+ODD_K = {
+    "pp_outside": r"principal point cx=330.0 is outside the image \[-0.5, 319.5\]: normal for cropped",
+    "fx_slip": r"fx / fy = 100 \(fx=27712.\d+, fy=277.12\d+\): .*a digit too many",
+    "focal_mm": r"horizontal field of view 177 degrees \(fx=4.2 px for 320 px\): .*millimetres",
+}
+
+
+@pytest.mark.parametrize("case", list(ODD_K))
+def test_track_video_warns_about_implausible_intrinsics(case, media, tiny_checkpoint, tmp_path, capsys):
+    """Valid but unlikely K: tracked, with a warning that names the file, the value and its likely cause."""
+    k_json, out = media["odd_K"][case], tmp_path / "out"
+    code = track_main([str(media["good"]), "--intrinsics", str(k_json), "--out", str(out),
+                       "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--quiet"])
+    assert code == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines()
+                if line.startswith(f"track-video: warning: {k_json}: ")]
+    assert warnings and re.search(ODD_K[case], warnings[0]), warnings
+    summary = json.loads((out / "summary.json").read_text())
+    assert warnings[0].removeprefix("track-video: ") in summary["notes"]
 
 
 @pytest.mark.parametrize("case", ["not a checkpoint", "wrong architecture"])
@@ -326,7 +348,7 @@ def test_camera_for_any_video_size_fits_or_refuses_in_one_line(width, height, vi
     assert (intr.width, intr.height) == (video_w, video_h)
     assert -0.5 <= intr.cx <= video_w - 0.5 and -0.5 <= intr.cy <= video_h - 0.5
     assert intr.fx / fx == pytest.approx(video_w / width)
-    assert len(notes) == ((video_w, video_h) != (width, height))
+    assert sum(note.startswith("note: ") for note in notes) == ((video_w, video_h) != (width, height))
 
 
 unit = st.floats(-1.0, 1.0, allow_nan=False)
