@@ -177,6 +177,16 @@ class TestWarmStart:
         assert rotation_angle_deg(warm.R_cam_face, cold.R_cam_face) < 0.01
         assert np.linalg.norm(warm.t_cam_face - cold.t_cam_face) < 1e-5
 
+    def test_prior_behind_the_camera_gives_no_pose_behind_it(self, verts):
+        """From a prior mirrored behind the camera (``t -> -t``) the iterative solver converges to a pose
+        that puts the face behind the camera; RANSAC counts its points as inliers (a point and its mirror
+        through the camera centre project alike), so only the depth check stops it."""
+        R, t = matrix_from_euler_deg(20, -10, 5), np.array([0.02, -0.01, 0.6])
+        px = project_points(K, transform_points(R, t, verts))
+        res = solve_pose(px, verts, K, prior=(R, -t))
+        assert not res.success and "behind the camera" in res.reason
+        assert solve_pose(px, verts, K).success  # the same points solved cold are fine
+
     def test_bad_prior_rejected(self, verts):
         px = project_points(K, transform_points(np.eye(3), np.array([0, 0, 0.5]), verts))
         res = solve_pose(px, verts, K, prior=(np.full((3, 3), np.nan), np.zeros(3)))
