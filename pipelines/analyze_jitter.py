@@ -2,7 +2,8 @@
 
     analyze-jitter poses.csv [other.csv ...] [--gt gt.csv] [--labels A B ...] [--out DIR]
 
-A ``poses.csv`` with ``raw_`` columns counts as two runs, ``LABEL:filtered`` and ``LABEL:raw``. Prints a
+A ``poses.csv`` with ``raw_`` columns counts as two runs, ``LABEL:filtered`` and ``LABEL:raw``, or as one,
+``LABEL:raw``, when the ``summary.json`` beside it says it was written with ``--filter none``. Prints a
 table (one row per run) and writes ``jitter.json``, ``jitter.csv``, ``jitter_timeseries.png`` and
 ``jitter_spectrum.png`` into ``--out``. Exit codes: 0 done, 2 unusable input (one-line error naming the
 file), 1 an output could not be written. Metric definitions: :mod:`tracker.jitter`.

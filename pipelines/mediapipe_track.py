@@ -139,7 +139,8 @@ def mediapipe_track(config: MediaPipeTrackConfig) -> tuple[PoseTrack, dict]:
             write_poses_csv(stage / "poses.csv", track)
             plot_stability(stage / "stability.png", track, f"{config.video.name}, MediaPipe + PnP: "
                            f"{int(ok.sum())} / {n} frames with a pose, filter {config.filter}")
-            jitter = jitter_summary(stage / "poses.csv", "mediapipe", str(config.out_dir / "poses.csv"))
+            jitter = jitter_summary(stage / "poses.csv", "mediapipe", str(config.out_dir / "poses.csv"),
+                                    config.filter != "none")
         if not report.ok:
             notes.append(f"warning: {config.video}: {report.summary()}")
         total_s = time.perf_counter() - start

@@ -114,11 +114,12 @@ def read_poses_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     return df
 
 
-def jitter_summary(poses_csv: str | os.PathLike[str], label: str, source: str) -> dict:
-    """:mod:`tracker.jitter` metrics of a written ``poses.csv`` (runs "<label>:filtered" and "<label>:raw"),
-    as :func:`tracker.jitter_report.metrics_json` gives them (nan as null), each run's ``source`` set to
+def jitter_summary(poses_csv: str | os.PathLike[str], label: str, source: str, filtered: bool) -> dict:
+    """:mod:`tracker.jitter` metrics of a written ``poses.csv`` (runs "<label>:filtered" and "<label>:raw";
+    only "<label>:raw" when not ``filtered``, i.e. ``--filter none``), as
+    :func:`tracker.jitter_report.metrics_json` gives them (nan as null), each run's ``source`` set to
     ``source`` (the published path, when ``poses_csv`` is still in a staging folder)."""
-    jitter = metrics_json(analyze(load_pose_runs(poses_csv, label)), SAVGOL_WINDOW, SAVGOL_ORDER)
+    jitter = metrics_json(analyze(load_pose_runs(poses_csv, label, filtered)), SAVGOL_WINDOW, SAVGOL_ORDER)
     for run in jitter["runs"]:
         run["source"] = source
     return jitter

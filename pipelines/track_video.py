@@ -353,7 +353,8 @@ def track_video(config: TrackConfig, notify: Callable[[str], None] | None = _std
             plot_stability(stage / "stability.png", track, f"{config.video.name}: {int(track.success.sum())} / "
                            f"{len(track.frame)} frames with a pose, filter {config.filter}")
             files["stability.png"] = config.out_dir / "stability.png"
-            jitter = jitter_summary(stage / "poses.csv", "perspnet", str(files["poses.csv"]))
+            jitter = jitter_summary(stage / "poses.csv", "perspnet", str(files["poses.csv"]),
+                                    config.filter != "none")
         total_s = time.perf_counter() - start
         summary = _summary(config, info, intr, track, tracker, box_sources, identity_out, ipd_scale,
                            face_model, timer.seconds, total_s, jitter, notes, report, predictor)

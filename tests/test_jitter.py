@@ -139,6 +139,18 @@ class TestMetrics:
         assert m_f.second_diff_rms["tz"] < 0.05 * m_r.second_diff_rms["tz"]
 
 
+    def test_unfiltered_file_is_one_raw_run(self, tmp_path):
+        """``--filter none`` copies the raw poses into the main columns; its summary.json says so, and the
+        file is read as one run labelled raw, not as a "filtered" run that is the raw one again."""
+        ypr, t_m, _, _ = sinusoid_track(60, 5, 1.5, 1.0)
+        path = write_poses(tmp_path / "poses.csv", ypr, t_m, raw=(ypr, t_m))
+        (tmp_path / "summary.json").write_text(json.dumps({"filter": "none"}))
+        assert [r.label for r in load_pose_runs(path, "mp")] == ["mp:raw"]
+        assert [r.label for r in load_pose_runs(path, "mp", filtered=True)] == ["mp:filtered", "mp:raw"]
+        (tmp_path / "summary.json").write_text(json.dumps({"filter": "smooth"}))
+        assert [r.label for r in load_pose_runs(path, "mp")] == ["mp:filtered", "mp:raw"]
+
+
 class TestLoadErrors:
     def test_missing_file(self, tmp_path):
         with pytest.raises(JitterInputError, match="nope.csv: no such file"):

@@ -248,7 +248,9 @@ def test_mediapipe_baseline_writes_the_same_columns(clip, tmp_path):
     # the baseline measures depth with the mean face: within 15% on a synthetic face of another size
     gt = pd.read_csv(clip / "gt.csv")
     np.testing.assert_allclose(df.raw_tz[ok], gt.tz[ok], rtol=0.15)
-    assert [r.label for r in load_pose_runs(tmp_path / "mp" / "poses.csv", "mp")] == ["mp:filtered", "mp:raw"]
+    # the default --filter none writes raw poses: read back as one raw run, in summary.json too
+    assert [r.label for r in load_pose_runs(tmp_path / "mp" / "poses.csv", "mp")] == ["mp:raw"]
+    assert [r["label"] for r in summary["jitter"]["runs"]] == ["mediapipe:raw"]
 
 
 @pytest.mark.skipif(not default_checkpoint_path().is_file(), reason="no shipped checkpoint")

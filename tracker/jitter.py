@@ -7,7 +7,9 @@ Input files
   Euler angles in degrees as in :mod:`perspnet.conventions`. Rows with ``success`` false (0/1 or
   true/false) are missing frames and may leave the other cells empty. When the file also has the same
   columns prefixed ``raw_`` (the unfiltered measurements; ``raw_success`` optional), it holds two runs,
-  "filtered" and "raw".
+  "filtered" and "raw" -- unless its main columns are not filtered: ``track-video`` and ``mediapipe-track``
+  with ``--filter none`` copy the raw poses into them and say so in the ``summary.json`` beside the file
+  (``"filter": "none"``); such a file is one run, "raw".
 * Ground truth (``gt.csv``): ``frame timestamp_s qw qx qy qz tx ty tz`` (:data:`GT_COLUMNS`), every cell
   filled; its Euler angles are computed from the quaternions.
 
@@ -26,6 +28,7 @@ Angle differences are wrapped to [-180, 180) degrees, and angle runs unwrapped b
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -191,19 +194,52 @@ def _require(df: pd.DataFrame, columns, path: Path) -> None:
         raise JitterInputError(f"{path}: missing column(s) {', '.join(missing)}")
 
 
-def load_pose_runs(path: str | os.PathLike[str], label: str) -> list[PoseSeries]:
-    """Read a ``poses.csv``: ``[label:filtered, label:raw]`` when it has ``raw_`` columns, else ``[label]``."""
+def _filter_of(poses_csv: Path) -> str | None:
+    """The ``filter`` mode recorded in the ``summary.json`` beside ``poses_csv``, None without one."""
+    summary = poses_csv.parent / "summary.json"
+    try:
+        mode = json.loads(summary.read_text(encoding="utf-8")).get("filter")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return mode if isinstance(mode, str) else None
+
+
+def load_pose_runs(path: str | os.PathLike[str], label: str, filtered: bool | None = None) -> list[PoseSeries]:
+    """Read a ``poses.csv``: ``[label:filtered, label:raw]`` when it has ``raw_`` columns and filtered main
+    columns, ``[label:raw]`` when they are unfiltered, else ``[label]``.
+
+    ``filtered``: whether the main columns hold filtered poses; None reads it from the ``summary.json``
+    beside the file (``"filter": "none"`` means not) and counts a file without one as filtered.
+
+    With a ``face_id`` column (track-video) and several faces, the runs of each face in turn, labelled
+    ``"<label> face <id>"``; rows without a face (empty ``face_id``) hold no pose and are left out.
+    """
     p = Path(path)
     df = _read_csv(p)
     _require(df, POSE_COLUMNS, p)
+    if "face_id" in df.columns:
+        ids = pd.to_numeric(df["face_id"], errors="coerce")
+        faces = sorted(int(k) for k in ids.dropna().unique())
+        if len(faces) > 1:
+            return [run for k in faces for run in _pose_runs(df[ids == k].reset_index(drop=True), p,
+                                                              f"{label} face {k}", filtered)]
+        if faces:
+            df = df[ids == faces[0]].reset_index(drop=True)
+    return _pose_runs(df, p, label, filtered)
+
+
+def _pose_runs(df: pd.DataFrame, p: Path, label: str, filtered: bool | None) -> list[PoseSeries]:
+    """:func:`load_pose_runs` for the rows of one face."""
     success = _success(df, "success", p)
     raw_columns = [RAW_PREFIX + c for c in POSE_COLUMNS[3:]]
     if not any(c in df.columns for c in raw_columns):
         return [_series(df, p, label, "", success, True)]
     _require(df, raw_columns, p)
     raw_success = _success(df, RAW_PREFIX + "success", p) if RAW_PREFIX + "success" in df.columns else success
-    return [_series(df, p, f"{label}:filtered", "", success, True),
-            _series(df, p, f"{label}:raw", RAW_PREFIX, raw_success, True)]
+    raw = _series(df, p, f"{label}:raw", RAW_PREFIX, raw_success, True)
+    if filtered is None:
+        filtered = _filter_of(p) != "none"
+    return [_series(df, p, f"{label}:filtered", "", success, True), raw] if filtered else [raw]
 
 
 def load_gt(path: str | os.PathLike[str], label: str = "ground truth") -> PoseSeries:
