@@ -35,6 +35,7 @@ import av
 import numpy as np
 
 from baseio.atomic import OutputError, atomic_path
+from baseio.threads import decode_threads
 
 __all__ = [
     "VideoError",
@@ -277,6 +278,52 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
 MISSING_FRAMES_TOLERATED = 3
 
 
+def _tag_seconds(value: str) -> float | None:
+    """Seconds of a Matroska ``DURATION`` tag, ``HH:MM:SS.fraction``; None when it is not one."""
+    try:
+        hours, minutes, seconds = value.strip().split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
+
+
+def _declared_span_s(container: av.container.InputContainer, stream: av.VideoStream) -> tuple[float, float] | None:
+    """``(start_s, duration_s)`` of the video stream as the container declares it, None when it does not.
+
+    The stream's own duration (MP4, AVI), else its ``DURATION`` tag (Matroska and WebM writers store one per
+    track), else the container's duration when the video is its only stream (another stream, e.g. a longer
+    audio track, would stretch it)."""
+    duration_s = None
+    if stream.duration is not None:
+        duration_s = float(stream.duration * stream.time_base)
+    else:
+        tag = next((v for k, v in stream.metadata.items() if k.upper() == "DURATION"), None)
+        duration_s = _tag_seconds(tag) if tag is not None else None
+    if duration_s is None and container.duration is not None and len(container.streams) == 1:
+        duration_s = container.duration / av.time_base
+    if duration_s is None or not math.isfinite(duration_s) or duration_s <= 0:
+        return None
+    if stream.start_time is not None:
+        start_s = float(stream.start_time * stream.time_base)
+    else:
+        start_s = container.start_time / av.time_base if container.start_time is not None else 0.0
+    return start_s, duration_s
+
+
+def _check_declared_duration(container: av.container.InputContainer, stream: av.VideoStream, end_s: float,
+                             frame_s: float, report: DecodeReport) -> None:
+    """Record an error when the decoded frames end (``end_s``: last timestamp + one frame interval
+    ``frame_s``) well before the declared end: more than ``MISSING_FRAMES_TOLERATED`` frames and 5%."""
+    span = _declared_span_s(container, stream)
+    if span is None:
+        return
+    start_s, duration_s = span
+    missing_s = start_s + duration_s - end_s
+    if missing_s > max(MISSING_FRAMES_TOLERATED * frame_s, 0.05 * duration_s):
+        report._add(f"the file ends after {report.n_frames} frames, at {end_s - start_s:.3f} s of the "
+                    f"{duration_s:.3f} s its container declares (cut short?)")
+
+
 def iter_frames(path: str | os.PathLike[str], report: DecodeReport | None = None) -> Iterator[Frame]:
     """Yield the video's frames in presentation order, upright, as ``(H, W, 3) uint8`` RGB.
 
@@ -286,7 +333,9 @@ def iter_frames(path: str | os.PathLike[str], report: DecodeReport | None = None
     is the first; with no known rate that is a VideoError.
 
     Damaged files: the decodable frames are yielded, and the errors met are recorded; a file that ends
-    well before the frame count its index lists (an MP4 cut short after its index) counts as an error.
+    well before the frame count its index lists (an MP4 cut short after its index), or, without a frame
+    count, well before the duration its container declares (a WebM or Matroska file cut short; its
+    header keeps the duration), counts as an error.
     If ``report`` is given it is filled in (``report.n_frames``, ``report.decode_errors``;
     ``report.summary()`` reads "decoded N frames, then: <error>") and nothing is raised for them.
     If ``report`` is None, the errors are raised as one VideoError after the last good frame.
@@ -299,7 +348,9 @@ def iter_frames(path: str | os.PathLike[str], report: DecodeReport | None = None
     report = DecodeReport() if report is None else report
     container, stream = _open_video(path)
     with container:
-        # Default (slice) threading: frame threading would hide decode errors and drop frames.
+        # Default (slice) threading: frame threading would hide decode errors and drop frames. Threads: this
+        # process's share of the cores (baseio.threads); FFmpeg's own default counts every core of the machine.
+        stream.codec_context.thread_count = decode_threads()
         tag_cw = _tag_rotation_cw(stream)
         rate = stream.guessed_rate or stream.average_rate
         previous_s: float | None = None
@@ -322,6 +373,8 @@ def iter_frames(path: str | os.PathLike[str], report: DecodeReport | None = None
         if report.ok and declared - report.n_frames > max(MISSING_FRAMES_TOLERATED, 0.05 * declared):
             report._add(f"the file ends after {report.n_frames} of the {declared} frames its index lists "
                         "(cut short?)")
+        elif report.ok and declared == 0 and previous_s is not None and rate:
+            _check_declared_duration(container, stream, previous_s + float(1 / rate), float(1 / rate), report)
     if report.n_frames == 0:
         raise VideoError(_no_frames_message(path, report))
     if raise_at_end and not report.ok:

@@ -23,7 +23,7 @@ import numpy as np
 from perspnet.intrinsics import Intrinsics, default_intrinsics, save_intrinsics
 from baseio.video_io import VideoWriter, iter_frames, probe_video
 
-__all__ = ["reencode", "still_video", "shifted", "jumping", "truncate", "corrupt_middle", "audio_only",
+__all__ = ["reencode", "transcode", "still_video", "shifted", "jumping", "truncate", "corrupt_middle", "audio_only",
            "broken_videos", "damaged_videos", "bad_intrinsics", "odd_intrinsics",
            "write_corpus"]
 
@@ -51,6 +51,24 @@ def reencode(src: Path, dst: Path, frames: int, width: int | None = None, start:
     with VideoWriter(dst, w, h, fps) as writer:
         for image in images:
             writer.write(image)
+    return dst
+
+
+def transcode(src: Path, dst: Path, codec: str = "libvpx") -> Path:
+    """Every frame of ``src`` re-encoded with ``codec`` into the container ``dst``'s extension names (e.g. a
+    VP8 ``.webm`` or an H.264 ``.mkv``, which VideoWriter does not write), at the source's rate."""
+    fps = Fraction(probe_video(src).avg_fps or 30).limit_denominator(1001)
+    with av.open(str(dst), "w") as container:
+        stream = None
+        for frame in iter_frames(src):
+            if stream is None:
+                stream = container.add_stream(codec, rate=fps)
+                stream.height, stream.width = frame.image_rgb.shape[:2]
+                stream.pix_fmt = "yuv420p"
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame.image_rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
     return dst
 
 
@@ -152,6 +170,10 @@ def damaged_videos(folder: Path, good_mp4: Path) -> dict[str, Path]:
     return {
         "truncated": truncate(good_mp4, folder / "truncated.mp4", 0.6),
         "corrupt_middle": corrupt_middle(good_mp4, folder / "corrupt_middle.mp4", 0.1),
+        # WebM and Matroska list no frame count, only a duration in the header that a cut leaves in place
+        "truncated_webm": truncate(transcode(good_mp4, folder / "full.webm"), folder / "truncated.webm", 0.6),
+        "truncated_mkv": truncate(transcode(good_mp4, folder / "full.mkv", "libx264"), folder / "truncated.mkv",
+                                  0.6),
     }
 
 

@@ -189,7 +189,7 @@ def test_track_video_checks_output_folder_before_loading_the_model(media, tmp_pa
 
 # --- track-video: damaged but decodable videos, awkward faces --------------------------------------------
 
-@pytest.mark.parametrize("case", ["truncated", "corrupt_middle"])
+@pytest.mark.parametrize("case", ["truncated", "corrupt_middle", "truncated_webm", "truncated_mkv"])
 def test_damaged_video_is_tracked_as_far_as_it_decodes(case, media, tiny_checkpoint, tmp_path, capsys):
     video, out = media["damaged"][case], tmp_path / "out"
     code = track_main([str(video), "--intrinsics", str(media["K"]), "--out", str(out),

@@ -1,6 +1,8 @@
 """baseio.video_io: write clips with VideoWriter (or raw PyAV where metadata is needed), read them back."""
 from __future__ import annotations
 
+import re
+
 from fractions import Fraction
 from pathlib import Path
 
@@ -321,6 +323,27 @@ class TestDamagedFiles:
                                     "the 30 frames its index lists (cut short?)")
         report = DecodeReport()
         assert len(list(iter_frames(full, report))) == 30 and report.ok
+
+    @pytest.mark.parametrize("name,codec", [("clip.webm", "libvpx"), ("clip.mkv", "libx264"),
+                                            ("clip.avi", "mpeg4"), ("clip.mov", "libx264")])
+    def test_any_container_cut_at_a_packet_boundary_is_reported(self, tmp_path: Path, name: str,
+                                                                codec: str) -> None:
+        """Matroska and WebM have no frame count: the declared duration (kept in the header) tells."""
+        rng = np.random.default_rng(1)
+        full, cut = tmp_path / name, tmp_path / f"cut_{name}"
+        write_raw(full, [rng.integers(0, 256, (64, 96, 3), dtype=np.uint8) for _ in range(24)], codec=codec,
+                  options={"movflags": "+faststart"} if name.endswith(".mov") else None)
+        report = DecodeReport()
+        assert len(list(iter_frames(full, report))) == 24 and report.ok, report.summary()
+        with av.open(str(full)) as container:
+            ends = sorted(p.pos + p.size for p in container.demux(video=0) if p.pos is not None and p.size)
+        cut.write_bytes(full.read_bytes()[: ends[9]])  # the first 10 packets in file order, whole
+        report = DecodeReport()
+        frames = list(iter_frames(cut, report))
+        assert 0 < len(frames) <= 10 and not report.ok
+        assert re.fullmatch(rf"decoded {len(frames)} frames, then: the file ends after {len(frames)} (of the 24 "
+                            rf"frames its index lists|frames, at [\d.]+ s of the 1.000 s its container declares) "
+                            r"\(cut short\?\)", report.summary()), report.summary()
 
     def test_truncated_mp4_without_index_is_video_error(self, tmp_path: Path) -> None:
         full, cut = tmp_path / "full.mp4", tmp_path / "cut.mp4"
