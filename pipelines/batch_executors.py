@@ -8,8 +8,8 @@ Local pool (:func:`run_local`)
 ------------------------------
 * ``ProcessPoolExecutor`` with the ``spawn`` start method (CUDA and threaded libraries do not survive a
   fork), one worker per entry of ``devices``; a worker reads its own device with :func:`worker_device`.
-  Each worker gets ``cpu_count // workers`` threads for torch and OpenMP (``OMP_NUM_THREADS``, set before
-  the task imports torch).
+  Each worker gets its share of the usable cores, ``cores // workers`` threads for every library
+  (:mod:`baseio.threads`, applied before the task imports torch).
 * At most one task per worker is in flight, so the tasks in flight are exactly those that may have been
   running when a worker died. A dead worker breaks the whole pool (``BrokenProcessPool`` for every task
   in flight, the other workers are terminated): the pool is restarted and the tasks that were in flight
@@ -44,6 +44,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
+
+from baseio.threads import apply_thread_policy, plan_threads
 
 __all__ = ["WORKER_DIED", "WORKER_STOP_TIMEOUT_S", "ExecutorUnavailable", "default_workers", "worker_devices",
            "worker_device", "run_local", "run_dask"]
@@ -116,7 +118,7 @@ def _init_worker(devices: Any, parent_pid: int, threads: int, log_path: Path | N
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     _die_with_parent(parent_pid)
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when the task imports it
+    apply_thread_policy(threads=threads)  # before the task imports torch: its OpenMP pool is sized on loading
     _device = devices.get()
 
 
@@ -125,7 +127,7 @@ def _new_pool(devices: Sequence[str], log_path: Path | None) -> ProcessPoolExecu
     queue = ctx.Queue()  # each worker takes one device
     for device in devices:
         queue.put(device)
-    threads = max(1, (os.cpu_count() or 1) // len(devices))
+    threads = plan_threads(len(devices)).threads
     return ProcessPoolExecutor(len(devices), ctx, initializer=_init_worker,
                                initargs=(queue, os.getpid(), threads, log_path))
 

@@ -10,6 +10,7 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
+from baseio.threads import apply_thread_policy
 from perspnet.validate import DEVICE_RULE, check_device
 
 __all__ = ["HelpFormatter", "make_parser", "add_subparser", "add_device", "add_quiet", "show_progress", "error",
@@ -52,7 +53,12 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """An ``ArgumentParser`` with :class:`HelpFormatter` and ``--version``."""
+    """An ``ArgumentParser`` with :class:`HelpFormatter` and ``--version``.
+
+    Every command builds its parser first, once its imports (torch among them) are loaded: the thread policy
+    is applied again here (:func:`baseio.threads.apply_thread_policy`) to set what can only be set on a loaded
+    library (torch's inter-op threads)."""
+    apply_thread_policy()
     ap = argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
     ap.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
                     help="print the version and exit")

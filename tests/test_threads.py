@@ -1,0 +1,128 @@
+"""The thread policy (baseio.threads): cores from affinity and cgroup quota, the split over workers, and that
+every library in a fresh process runs the planned number of threads."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from baseio.threads import (THREAD_COUNT_VARIABLES, cgroup_cpu_quota, parse_cfs_quota, parse_cpu_max, plan_threads,
+                            usable_cores)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class TestUsableCores:
+    def test_quota_caps_affinity_rounded_down(self):
+        assert usable_cores(affinity=16, quota_cores=4.0) == 4
+        assert usable_cores(affinity=16, quota_cores=2.9) == 2
+
+    def test_affinity_caps_quota(self):
+        assert usable_cores(affinity=3, quota_cores=8.0) == 3
+
+    def test_at_least_one_core(self):
+        assert usable_cores(affinity=4, quota_cores=0.5) == 1
+
+    def test_no_quota_is_the_affinity(self):
+        assert usable_cores(affinity=6, quota_cores=None) == 6
+
+    def test_reads_this_process_affinity(self):
+        assert usable_cores(quota_cores=None) == len(os.sched_getaffinity(0))
+
+
+class TestPlan:
+    @pytest.mark.parametrize("cores, workers, threads", [(8, 1, 8), (8, 2, 4), (8, 3, 2), (2, 2, 1), (2, 5, 1)])
+    def test_split_over_workers(self, cores, workers, threads):
+        plan = plan_threads(workers, cores=cores)
+        assert (plan.cores, plan.workers, plan.threads) == (cores, workers, threads)
+
+    def test_explicit_threads_win(self):
+        assert plan_threads(2, cores=8, threads=3).threads == 3
+
+    @pytest.mark.parametrize("workers", [0, -1, 1.5])
+    def test_bad_workers(self, workers):
+        with pytest.raises(ValueError, match="workers"):
+            plan_threads(workers, cores=4)
+
+
+class TestCgroupQuota:
+    def test_parsers(self):
+        assert parse_cpu_max("250000 100000") == 2.5
+        assert parse_cpu_max("max 100000") is None
+        assert parse_cpu_max("garbage") is None
+        assert parse_cfs_quota("50000", "100000") == 0.5
+        assert parse_cfs_quota("-1", "100000") is None
+
+    def test_v2_own_cgroup_and_smallest_ancestor(self, tmp_path):
+        (tmp_path / "jobs" / "job7").mkdir(parents=True)
+        (tmp_path / "jobs" / "cpu.max").write_text("300000 100000\n")
+        (tmp_path / "jobs" / "job7" / "cpu.max").write_text("max 100000\n")
+        proc = tmp_path / "proc_cgroup"
+        proc.write_text("0::/jobs/job7\n")
+        assert cgroup_cpu_quota(tmp_path, proc) == 3.0
+
+    def test_v1_cfs_quota(self, tmp_path):
+        (tmp_path / "cpu" / "docker" / "abc").mkdir(parents=True)
+        (tmp_path / "cpu" / "docker" / "abc" / "cpu.cfs_quota_us").write_text("150000\n")
+        (tmp_path / "cpu" / "docker" / "abc" / "cpu.cfs_period_us").write_text("100000\n")
+        proc = tmp_path / "proc_cgroup"
+        proc.write_text("4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n0::/\n")
+        assert cgroup_cpu_quota(tmp_path, proc) == 1.5
+
+    def test_container_root_mount(self, tmp_path):
+        """Inside a container the own cgroup is mounted at the root; /proc names a path that is not there."""
+        (tmp_path / "cpu.max").write_text("200000 100000\n")
+        proc = tmp_path / "proc_cgroup"
+        proc.write_text("0::/system.slice/docker-123.scope\n")
+        assert cgroup_cpu_quota(tmp_path, proc) == 2.0
+
+    def test_no_quota(self, tmp_path):
+        (tmp_path / "cpu").mkdir()
+        (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+        (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+        proc = tmp_path / "proc_cgroup"
+        proc.write_text("1:cpu:/\n")
+        assert cgroup_cpu_quota(tmp_path, proc) is None
+
+
+_PROBE = """
+import json, os, sys
+{before}
+import torch, cv2, numba
+{after}
+from baseio.threads import current_plan
+print(json.dumps({{"plan": current_plan().threads, "torch": torch.get_num_threads(),
+                  "interop": torch.get_num_interop_threads(), "cv2": cv2.getNumThreads(),
+                  "numba": numba.get_num_threads(), "wait": os.environ.get("OMP_WAIT_POLICY"),
+                  "omp": os.environ.get("OMP_NUM_THREADS")}}))
+"""
+
+
+def _probe(before: str, after: str = "", **env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if k not in THREAD_COUNT_VARIABLES and k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", _PROBE.format(before=before, after=after)], cwd=ROOT,
+                         env={**clean, **env}, capture_output=True, text=True, check=True, timeout=120)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_importing_pipelines_sizes_every_library():
+    """The policy is applied when the package loads, before torch, OpenCV and numba do."""
+    got = _probe("import pipelines")
+    cores = usable_cores(quota_cores=cgroup_cpu_quota())
+    assert got == {"plan": cores, "torch": cores, "interop": got["interop"], "cv2": cores, "numba": cores,
+                   "wait": "PASSIVE", "omp": str(cores)}
+
+
+def test_user_omp_num_threads_is_kept():
+    got = _probe("import pipelines", OMP_NUM_THREADS="1")
+    assert (got["plan"], got["torch"], got["cv2"], got["numba"]) == (1, 1, 1, 1)
+
+
+def test_worker_share_applied_after_the_libraries_loaded():
+    """A batch worker's share set on already imported libraries, inter-op threads included."""
+    got = _probe("", "from baseio.threads import apply_thread_policy\napply_thread_policy(threads=1)")
+    assert (got["plan"], got["torch"], got["interop"], got["cv2"], got["numba"], got["omp"]) == (1, 1, 1, 1, 1, "1")
