@@ -34,7 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="random seed: identity, camera and motion")
     c.add_argument("--frames", type=int, default=90, help="number of frames")
     c.add_argument("--fps", type=int, default=30, help="frames per second")
-    c.add_argument("--motion", choices=MOTIONS, default="mixed", help="head motion (perspnet.synth.clips)")
+    c.add_argument("--motion", choices=MOTIONS, default="mixed",
+                   help="head motion (perspnet.synth.clips); shake: quick turns, nods and rolls up to 300 deg/s; "
+                        "replay: the trajectory of --motion-from")
+    c.add_argument("--motion-from", type=Path, default=None, metavar="CSV",
+                   help="poses.csv (track-video, mediapipe-track) or gt.csv whose head trajectory --motion replay "
+                        "replays, resampled to --fps by its timestamps")
     c.add_argument("--size", default="1280x720", help="frame size, WIDTHxHEIGHT")
     c.add_argument("--split", choices=("train", "test"), default="test",
                    help="which identities of the face bank to draw from")
@@ -76,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--size {args.size!r} is not WIDTHxHEIGHT") from None
     cfg = ClipConfig(motion=args.motion, frames=args.frames, fps=args.fps, width=width, height=height,
-                     split=args.split)
+                     split=args.split, motion_from=args.motion_from)
     out = write_clip(args.out, args.seed, cfg, SampleGenerator(bank, args.split))
     print(f"wrote {args.motion} clip ({args.frames} frames) to {out}")
     return 0

@@ -1,8 +1,8 @@
 """Synthetic video clips with exact per-frame ground truth, for tracking benchmarks.
 
 One identity (held-out by default), texture, light and background per clip; the pose follows a motion
-(``MOTIONS``) and, for ``talk``/``mixed``, the expression follows a real expression sequence from the
-bank's videos. Outputs: ``video.mp4`` (H.264), ``K.json``, ``gt.csv`` (``frame timestamp_s qw qx qy qz
+(``MOTIONS``; ``shake`` and ``replay`` have real head dynamics, :mod:`perspnet.synth.motions`) and, for
+``talk``/``mixed``, the expression follows a real expression sequence from the bank's videos. Outputs: ``video.mp4`` (H.264), ``K.json``, ``gt.csv`` (``frame timestamp_s qw qx qy qz
 tx ty tz``: quaternion (w, x, y, z) of R and t in metres, ``X_cam = R X + t``) and ``identity.json``.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from perspnet.conventions import matrix_from_euler_deg, quat_wxyz_from_matrix
 from perspnet.intrinsics import Intrinsics, save_intrinsics
+from perspnet.synth.motions import load_motion, replay_pose, shake_angles
 from perspnet.synth.sampler import SampleGenerator, camera_matrix
 from baseio.atomic import atomic_path, write_json_atomic
 from baseio.schema import GT_CSV
@@ -24,13 +25,14 @@ from baseio.video_io import VideoWriter
 
 __all__ = ["MOTIONS", "ClipConfig", "ClipTrajectory", "clip_trajectory", "write_clip"]
 
-MOTIONS = ("approach", "turn", "nod", "talk", "static", "mixed")
+MOTIONS = ("approach", "turn", "nod", "talk", "static", "mixed", "shake", "replay")
 GT_COLUMNS = GT_CSV.names
 
 
 @dataclass(frozen=True)
 class ClipConfig:
-    """A clip's camera and length. ``fx=None`` draws fx from the seed in ``fx_range``."""
+    """A clip's camera and length. ``fx=None`` draws fx from the seed in ``fx_range``. ``motion_from``: the
+    measured trajectory (``poses.csv`` or ``gt.csv``) that motion ``replay`` replays, and only it."""
 
     motion: str = "mixed"
     frames: int = 90
@@ -40,10 +42,13 @@ class ClipConfig:
     fx: float | None = None
     fx_range: tuple[float, float] = (800.0, 1300.0)
     split: str = "test"
+    motion_from: Path | None = None
 
     def __post_init__(self):
         if self.motion not in MOTIONS:
             raise ValueError(f"unknown motion {self.motion!r}; choose one of {', '.join(MOTIONS)}")
+        if (self.motion == "replay") != (self.motion_from is not None):
+            raise ValueError("motion 'replay' needs --motion-from (a poses.csv or gt.csv); other motions take none")
         if self.frames < 1 or self.fps < 1:
             raise ValueError(f"frames and fps must be positive, got frames={self.frames} fps={self.fps}")
         if self.width < 16 or self.height < 16:
@@ -88,9 +93,14 @@ def clip_trajectory(cfg: ClipConfig, rng: np.random.Generator, n_expressions: in
         z = 0.55 + 0.2 * np.sin(2 * np.pi * phase + rng.uniform(0, 6.28)) + wob(0.02)
         yaw, pitch, roll = 35 * np.sin(2 * np.pi * phase * 1.3) + wob(5), wob(20), wob(12)
         x, y = wob(0.05), wob(0.03)
+    elif cfg.motion == "shake":
+        yaw, pitch, roll = shake_angles(np.arange(n) / cfg.fps, rng).T
     if cfg.motion in ("talk", "mixed") and n_expressions > 1:
         start = rng.uniform(0, n_expressions - 1)
         expression = (start + np.arange(n) * rng.uniform(0.3, 0.6)) % (n_expressions - 1)
+    if cfg.motion == "replay":
+        R, t = replay_pose(load_motion(cfg.motion_from), np.arange(n) / cfg.fps)
+        return ClipTrajectory(R=R, t=t, expression=expression)
     R = np.stack([matrix_from_euler_deg(a, b, c) for a, b, c in zip(yaw, pitch, roll)])
     return ClipTrajectory(R=R, t=np.column_stack([x, y, z]), expression=expression)
 
@@ -109,7 +119,6 @@ def write_clip(out_dir: Path, seed: int, cfg: ClipConfig, generator: SampleGener
     The same seed and config give the same ground truth, byte for byte. Returns ``out_dir``.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     ident, shape, ipd = generator.draw_identity(rng)
     size_ratio = ipd / generator.face_model.ipd_m(ident.verts_face_m)
@@ -126,6 +135,7 @@ def write_clip(out_dir: Path, seed: int, cfg: ClipConfig, generator: SampleGener
     gt = pd.DataFrame({"frame": np.arange(cfg.frames), "timestamp_s": timestamps,
                        "qw": q[:, 0], "qx": q[:, 1], "qy": q[:, 2], "qz": q[:, 3],
                        "tx": traj.t[:, 0], "ty": traj.t[:, 1], "tz": traj.t[:, 2]})
+    out_dir.mkdir(parents=True, exist_ok=True)  # after the trajectory, which may refuse its motion_from file
     with atomic_path(out_dir / "gt.csv") as tmp:
         gt.to_csv(tmp, index=False, float_format="%.9f", columns=list(GT_COLUMNS))
     save_intrinsics(out_dir / "K.json", Intrinsics(fx=fx, fy=fx, cx=cfg.width / 2, cy=cfg.height / 2,
