@@ -13,9 +13,12 @@ On any exception the temporary file is removed and the final path is left as it 
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import secrets
+import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +28,9 @@ import numpy as np
 
 __all__ = [
     "OutputError",
+    "TEMPORARY_NAME",
+    "write_error_message",
+    "remove_stale_temporaries",
     "atomic_path",
     "write_text_atomic",
     "write_json_atomic",
@@ -36,6 +42,78 @@ class OutputError(Exception):
     """An output file could not be written; the one-line message names the path and the reason."""
 
 
+# Hidden temporaries of this module (".<stem>.tmp-<pid>-<hex8><suffix>") and of staged output folders
+# (".<name>.tmp-<pid>-<hex8>", pipelines.track_outputs.staged_folder): the pid tells whether their writer lives.
+TEMPORARY_NAME = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{8}(\.[^.]*)?$")
+# numpy's ndarray.tofile reports a failed fwrite as "N requested and M written" without an errno; so little
+# room left means the disk was full
+_FULL_BYTES = 1 << 20
+_STORAGE_ERRORS = {errno.ENOSPC: "no space left on the device holding {folder}",
+                   errno.EDQUOT: "disk quota exceeded on the device holding {folder}",
+                   errno.EFBIG: "file too large for the file system (or the process's file size limit)",
+                   errno.EROFS: "{folder} is on a read-only file system",
+                   errno.EIO: "input/output error on the device holding {folder} (a failing or removed drive?)"}
+
+
+def _free_bytes(path: Path) -> int | None:
+    folder = path if path.is_dir() else path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def write_error_message(path: str | os.PathLike[str], err: OSError) -> str | None:
+    """One line for an error of the storage under ``path`` while writing it (a full disk, a quota, a read-only
+    or failing device), ``cannot write <path>: <cause>``; None for any other OSError.
+
+    A write that failed without an errno (numpy's ``tofile``) counts as a full disk when under 1 MiB is free.
+    """
+    path = Path(path)
+    folder = path.parent
+    code = err.errno
+    if code is None and (free := _free_bytes(path)) is not None and free < _FULL_BYTES:
+        code = errno.ENOSPC
+    if code not in _STORAGE_ERRORS:
+        return None
+    return f"cannot write {path}: {_STORAGE_ERRORS[code].format(folder=folder)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str], name: str) -> list[Path]:
+    """Remove the hidden temporaries for ``name`` in ``folder`` (:data:`TEMPORARY_NAME`: ``.<name>.tmp-<pid>-...``,
+    files or staged folders) whose writing process no longer exists: what a run killed with SIGKILL, or a
+    crashed machine, left behind. Those of live processes (a run still going) are kept. Returns the removed paths.
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        match = TEMPORARY_NAME.match(path.name)
+        if match is None or match["name"] != name or _pid_alive(int(match["pid"])):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 def _reason(final: Path, err: OSError) -> str:
     """One-line explanation of why the temporary file next to ``final`` could not be created."""
     folder = final.parent
@@ -45,7 +123,7 @@ def _reason(final: Path, err: OSError) -> str:
         return f"cannot write {final}: folder {folder} does not exist"
     if isinstance(err, NotADirectoryError):
         return f"cannot write {final}: {folder} is not a folder"
-    return f"cannot write {final}: {err.strerror or err}"
+    return write_error_message(final, err) or f"cannot write {final}: {err.strerror or err}"
 
 
 @contextmanager
@@ -59,11 +137,12 @@ def atomic_path(final_path: str | os.PathLike[str]) -> Iterator[Path]:
 
     On normal exit the file is fsync'ed and ``os.replace``d onto ``final_path``. If the body
     raises, the temporary file is removed, ``final_path`` is untouched, and the exception
-    propagates unchanged.
+    propagates unchanged, except a storage error (full disk, quota, read-only or failing device:
+    :func:`write_error_message`), which becomes an OutputError naming ``final_path`` and the cause.
 
     Raises:
-        OutputError: the folder is missing or not writable, or the rename failed
-            (e.g. ``final_path`` is a folder).
+        OutputError: the folder is missing or not writable, the storage failed while writing, or the
+            rename failed (e.g. ``final_path`` is a folder).
     """
     final = Path(final_path)
     tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{final.suffix}")
@@ -82,6 +161,12 @@ def atomic_path(final_path: str | os.PathLike[str]) -> Iterator[Path]:
             os.replace(tmp, final)
         except OSError as err:
             raise OutputError(f"cannot write {final}: {err.strerror or err}") from err
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        message = write_error_message(final, err)
+        if message is None:
+            raise
+        raise OutputError(message) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

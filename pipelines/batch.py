@@ -53,7 +53,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from baseio.atomic import OutputError, atomic_path, write_json_atomic
+from baseio.atomic import TEMPORARY_NAME, OutputError, atomic_path, write_json_atomic
 from perspnet.validate import check_device
 from pipelines.batch_executors import (ExecutorUnavailable, default_workers, run_dask, run_local, worker_device,
                                        worker_devices)
@@ -81,9 +81,6 @@ DONE_MARKER = ".batch-done.json"
 LOCK_FILE = ".batch.lock"
 WORKERS_LOG = "workers.log"  # local workers' stdout and stderr (MediaPipe's native logging, crash tracebacks)
 EXECUTORS = ("local", "dask")
-# Temporary names of baseio.atomic.atomic_path (".<stem>.tmp-<pid>-<hex8><suffix>") and of
-# pipelines.track_outputs.staged_folder (".<name>.tmp-<pid>-<hex8>").
-_TEMPORARY = re.compile(r"^\..+\.tmp-\d+-[0-9a-f]{8}(\.[^.]*)?$")
 
 
 class BatchArgumentError(ValueError):
@@ -258,12 +255,12 @@ def _remove_temporaries(out_dir: Path) -> None:
     beside its folder, and temporary files ``.*.tmp-*`` inside it (not folders: the staging folder of a
     clip in a subfolder of the same name, ``a.mp4`` and ``a/b.mp4``, may be in use)."""
     for path in out_dir.parent.glob(f".{glob.escape(out_dir.name)}.tmp-*"):
-        if _TEMPORARY.match(path.name) and path.is_dir():
+        if TEMPORARY_NAME.match(path.name) and path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
-        elif _TEMPORARY.match(path.name):
+        elif TEMPORARY_NAME.match(path.name):
             path.unlink(missing_ok=True)
     for path in out_dir.glob(".*.tmp-*") if out_dir.is_dir() else ():
-        if _TEMPORARY.match(path.name) and not path.is_dir():
+        if TEMPORARY_NAME.match(path.name) and not path.is_dir():
             path.unlink(missing_ok=True)
 
 
@@ -407,7 +404,7 @@ def run_batch(config: BatchConfig) -> BatchResult:
     _check_output_folder(config.out_dir)
     with _batch_lock(config.out_dir):
         for stale in config.out_dir.glob(".*.tmp-*"):  # a summary file's temporary, from a killed run
-            if _TEMPORARY.match(stale.name) and stale.is_file():
+            if TEMPORARY_NAME.match(stale.name) and stale.is_file():
                 stale.unlink(missing_ok=True)
         outcomes: dict[str, ClipOutcome] = {}
         todo = []

@@ -14,12 +14,11 @@ interrupted by SIGINT / SIGTERM (rerun the same command to finish).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
 from baseio.atomic import OutputError
-from pipelines.cli import add_device, add_quiet, error, make_parser, show_progress
+from pipelines.cli import add_device, add_quiet, error, interruptible, interrupted, make_parser, show_progress
 from pipelines.batch import EXECUTORS, BatchArgumentError, BatchConfig, run_batch
 
 PROG = "batch-process"
@@ -45,14 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-class _Interrupted(KeyboardInterrupt):
-    """SIGTERM, delivered as a KeyboardInterrupt so that the batch stops the same way as on Ctrl-C."""
-
-
-def _raise_interrupted(signum: int, frame: object) -> None:
-    raise _Interrupted
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -62,20 +53,15 @@ def main(argv: list[str] | None = None) -> int:
                              progress=show_progress(args))
     except ValueError as err:  # a bad option value
         return error(PROG, err)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
-        result = run_batch(config)
+        with interruptible():
+            result = run_batch(config)
     except BatchArgumentError as err:
         return error(PROG, err)
     except OutputError as err:  # the summary could not be written
         return error(PROG, err, 1)
     except KeyboardInterrupt as err:
-        code = 128 + (signal.SIGTERM if isinstance(err, _Interrupted) else signal.SIGINT)
-        print(f"{PROG}: interrupted; finished clips keep their outputs, rerun the same command to track the rest",
-              file=sys.stderr)
-        return code
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        return interrupted(PROG, err, "finished clips keep their outputs, rerun the same command to track the rest")
     for outcome in result.outcomes:
         if outcome.status == "failed":
             print(f"{PROG}: failed: {outcome.clip}: {outcome.message}", file=sys.stderr)

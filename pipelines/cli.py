@@ -7,14 +7,17 @@ which returns the exit code: 0 done, 1 an output could not be written, 2 unusabl
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from baseio.threads import apply_thread_policy
 from perspnet.validate import DEVICE_RULE, check_device
 
 __all__ = ["HelpFormatter", "make_parser", "add_subparser", "add_device", "add_quiet", "show_progress", "error",
-           "package_version", "DISTRIBUTION"]
+           "package_version", "DISTRIBUTION", "Interrupted", "interruptible", "interrupted"]
 
 DISTRIBUTION = "perspnet-tracker"
 
@@ -99,3 +102,37 @@ def error(prog: str, message: object, code: int = 2) -> int:
     lines = str(message).strip().splitlines()
     print(f"{prog}: error: {lines[0] if lines else type(message).__name__}", file=sys.stderr)
     return code
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised as a KeyboardInterrupt so that both unwind the same way (``finally`` blocks
+    remove staging folders and temporary files); ``signum`` is the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` (once: further ones are ignored while
+    it unwinds); the previous handlers come back at the end. Main thread only."""
+    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def interrupted(prog: str, err: KeyboardInterrupt, what: str) -> int:
+    """Print ``PROG: interrupted: <what>`` to stderr; the exit status of the signal, 128 + its number (130 for
+    SIGINT, the default for a plain KeyboardInterrupt; 143 for SIGTERM)."""
+    print(f"{prog}: interrupted: {what}", file=sys.stderr)
+    return 128 + getattr(err, "signum", signal.SIGINT)

