@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from baseio.schema import SCHEMAS, FileSchema  # noqa: E402
 
+COMMON = {"quiet"}  # options every command has alike, described once in README.md's "Commands"
 BLOCK = re.compile(r"(<!-- (schema|options): ([^>]+?) -->\n)(.*?)(<!-- /\2 -->)", re.S)
 
 
@@ -82,14 +83,22 @@ def _meaning(action: argparse.Action, prog: str) -> str:
     return _cell(re.sub(r"\s*\(default[^)]*\)\s*$", "", text))
 
 
-def options_table(parser: argparse.ArgumentParser) -> str:
-    """Markdown table of a parser's arguments: option, default, meaning (help and version left out)."""
-    lines = ["| option | default | meaning |", "|---|---|---|"]
+def _option_rows(parser: argparse.ArgumentParser) -> list[str]:
+    rows = []
     for action in parser._actions:
-        if isinstance(action, (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)):
-            continue
-        lines.append(f"| {_option_name(action)} | {_default(action)} | {_meaning(action, parser.prog)} |")
-    return "\n".join(lines) + "\n"
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                rows.append(f"| **{name}** | | {_cell(sub.description or '')} |")
+                rows += _option_rows(sub)
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)) and action.dest not in COMMON:
+            rows.append(f"| {_option_name(action)} | {_default(action)} | {_meaning(action, parser.prog)} |")
+    return rows
+
+
+def options_table(parser: argparse.ArgumentParser) -> str:
+    """Markdown table of a parser's arguments: option, default, meaning (``--help``, ``--version`` and
+    :data:`COMMON` left out); a subcommand's options follow a row with its name in bold."""
+    return "\n".join(["| option | default | meaning |", "|---|---|---|", *_option_rows(parser)]) + "\n"
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
