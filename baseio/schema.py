@@ -226,6 +226,21 @@ JITTER_JSON = FileSchema("jitter.json", "jitter.json", "json", ("analyze-jitter"
     Field("runs[].gt_error.mae.<axis>", "mm or deg", "camera", "mean absolute error", "null: no frame matched"),
     Field("runs[].gt_error.mae_t_mm", "mm", "camera", "mean Euclidean translation error", "null: no frame matched"),
     Field("runs[].gt_error.mae_r_deg", "deg", "camera", "mean geodesic rotation error", "null: no frame matched"),
+    Field("oversmoothing", "-", "-", "over-smoothing measured against an independent track of the clip",
+          "absent without --reference"),
+    Field("oversmoothing.reference", "-", "-", "the --reference file (its raw poses are used)"),
+    Field("oversmoothing.highpass", "-", "-", "high-pass applied to both residuals: minus a Savitzky-Golay fit"),
+    Field("oversmoothing.highpass.window_frames", "count", "-", "fit window"),
+    Field("oversmoothing.highpass.polyorder", "-", "-", "polynomial order"),
+    Field("oversmoothing.runs", "-", "-", "one object per input with filtered and raw poses"),
+    Field("oversmoothing.runs[].label", "-", "-", "the input's label"),
+    Field("oversmoothing.runs[].reference_label", "-", "-", "label of the reference's run"),
+    Field("oversmoothing.runs[].n_frames", "count", "-", "frames valid in all three tracks, in stretches of at "
+          "least the window"),
+    Field("oversmoothing.runs[].corr", "-", "-", "per axis"),
+    Field("oversmoothing.runs[].corr.<axis>", "-", "camera", "correlation of (raw - filtered) with (reference - "
+          "filtered), both high-passed: about 0 when the filter removes noise only, towards 1 when it removes "
+          "motion", "null: fewer than 3 frames, or a residual is constant"),
 ))
 
 
@@ -248,7 +263,7 @@ def _common_summary(command: str) -> tuple[Field, ...]:
             *_stage_fields(),
             Field("filter", "-", "-", "--filter: none, forward or smooth"),
             Field("jitter", "-", "-", f"jitter.json's object for poses.csv (runs {command}:filtered and "
-                  f"{command}:raw)", ref="jitter.json"),
+                  f"{command}:raw; only {command}:raw with --filter none)", ref="jitter.json"),
             Field("notes", "-", "-", "notes and warnings shown during the run (K scaled, default field of view, "
                   "several faces, decode errors)"))
 

@@ -13,7 +13,7 @@ from scipy.signal import savgol_coeffs
 from perspnet.conventions import matrix_from_euler_deg, quat_wxyz_from_matrix
 from pipelines.analyze_jitter import main
 from tracker.jitter import (AXES, SAVGOL_ORDER, SAVGOL_WINDOW, JitterInputError, analyze, load_gt, load_pose_runs,
-                           second_diff_rms, savgol_residual_rms)
+                           oversmoothing, second_diff_rms, savgol_residual_rms)
 
 FPS = 30.0
 
@@ -149,6 +149,59 @@ class TestMetrics:
         assert [r.label for r in load_pose_runs(path, "mp", filtered=True)] == ["mp:filtered", "mp:raw"]
         (tmp_path / "summary.json").write_text(json.dumps({"filter": "smooth"}))
         assert [r.label for r in load_pose_runs(path, "mp")] == ["mp:filtered", "mp:raw"]
+
+
+class TestOversmoothing:
+    @staticmethod
+    def quick_motion(n: int = 300):
+        """Truth with quick nods and turns (0.4 s bumps of 20 deg / 20 mm every second) on every axis."""
+        ts = np.arange(n) / FPS
+        bump = sum(np.exp(-0.5 * ((ts - c) / 0.1) ** 2) for c in np.arange(0.7, ts[-1], 1.0))
+        ypr = np.column_stack([20 * bump, -15 * bump, 10 * bump])
+        t_m = np.column_stack([0.02 * bump, -0.01 * bump, 0.55 + 0.02 * bump])
+        return ypr, t_m
+
+    def write(self, tmp_path, filtered, raw, reference):
+        ours = write_poses(tmp_path / "ours.csv", *filtered, raw=raw)
+        ref = write_poses(tmp_path / "ref.csv", *reference)
+        return ours, ref
+
+    def test_noise_removal_is_near_zero_motion_removal_near_one(self, tmp_path):
+        rng = np.random.default_rng(7)
+        ypr, t_m = self.quick_motion()
+        noisy = lambda s_deg, s_m: (ypr + rng.normal(size=ypr.shape) * s_deg,  # noqa: E731
+                                    t_m + rng.normal(size=t_m.shape) * s_m)
+        raw, reference = noisy(2.0, 0.003), noisy(1.0, 0.001)
+        good = noisy(0.1, 0.0001)  # the filter kept the motion and removed most of its noise
+        box = np.ones(21) / 21  # a filter that flattens the bumps
+        flat = tuple(np.column_stack([np.convolve(np.pad(x[:, i], 10, mode="edge"), box, "valid") for i in range(3)])
+                     for x in raw)
+        corr = {}
+        for name, filtered in (("good", good), ("flat", flat)):
+            ours, ref = self.write(tmp_path, filtered, raw, reference)
+            f, r = load_pose_runs(ours, name)
+            o = oversmoothing(f, r, load_pose_runs(ref, "mp")[0], name)
+            assert o.n_frames == 300 and o.removed.shape == o.deviation.shape == (300, 6)
+            corr[name] = o.corr
+        assert all(abs(corr["good"][a]) < 0.2 for a in AXES), corr["good"]
+        assert all(corr["flat"][a] > 0.4 for a in AXES), corr["flat"]
+
+    def test_cli_reports_and_plots_it(self, tmp_path, capsys):
+        ypr, t_m = self.quick_motion(120)
+        rng = np.random.default_rng(8)
+        ours, ref = self.write(tmp_path, (ypr, t_m), (ypr + rng.normal(size=ypr.shape), t_m),
+                               (ypr + rng.normal(size=ypr.shape), t_m + 1e-4 * rng.normal(size=t_m.shape)))
+        code, out, err = _run_cli([ours, "--reference", ref, "--labels", "ours", "--out", tmp_path / "o"], capsys)
+        assert code == 0, err
+        assert "over-smoothing" in out
+        report = json.loads((tmp_path / "o" / "jitter.json").read_text())
+        over = report["oversmoothing"]
+        assert over["reference"] == str(ref) and over["runs"][0]["label"] == "ours"
+        assert over["runs"][0]["n_frames"] == 120 and set(over["runs"][0]["corr"]) == set(AXES)
+        assert (tmp_path / "o" / "jitter_oversmoothing.png").read_bytes()[:4] == b"\x89PNG"
+        # a reference needs an input with filtered and raw poses
+        code, out, err = _run_cli([ref, "--reference", ref, "--out", tmp_path / "p"], capsys)
+        assert code == 2 and "--reference" in err and not (tmp_path / "p").exists()
 
 
 class TestLoadErrors:

@@ -25,6 +25,17 @@ Metrics per axis (:data:`AXES`: tx ty tz in mm, yaw pitch roll in degrees)
 * Against ground truth (joined on ``frame``, valid frames only): mean absolute error per axis, ``mae_t_mm``
   (mean Euclidean translation error) and ``mae_r_deg`` (mean geodesic angle between the rotations).
 Angle differences are wrapped to [-180, 180) degrees, and angle runs unwrapped before the fit.
+
+Over-smoothing, without ground truth (:func:`oversmoothing`)
+------------------------------------------------------------
+Given a track's raw and filtered poses and an independent track of the same clip (another tracker's raw
+poses, e.g. ``mediapipe-track``'s), per axis the Pearson correlation between what the filter removed,
+``raw - filtered``, and how the independent track deviates from the filtered one, ``reference - filtered``,
+both high-passed (minus a Savitzky-Golay fit of :data:`OVERSMOOTH_WINDOW` frames, order
+:data:`OVERSMOOTH_ORDER`, on each stretch of consecutive frames valid in all three). A filter that removes
+only its own measurement noise leaves a residual the other tracker does not share: about 0. One that also
+removes true motion removes what the other tracker still sees: towards 1. The high-pass takes out the slow
+offset between two trackers whose face models differ.
 """
 from __future__ import annotations
 
@@ -60,6 +71,10 @@ __all__ = [
     "savgol_residual_rms",
     "gt_error",
     "analyze",
+    "OVERSMOOTH_WINDOW",
+    "OVERSMOOTH_ORDER",
+    "Oversmoothing",
+    "oversmoothing",
 ]
 
 AXES = ("tx", "ty", "tz", "yaw", "pitch", "roll")
@@ -69,6 +84,10 @@ GT_COLUMNS = GT_CSV.names
 RAW_PREFIX = "raw_"
 SAVGOL_WINDOW = 15  # frames
 SAVGOL_ORDER = 3
+# High-pass of the over-smoothing measure: a fit over about a second at 30 fps follows the slow drift between
+# two trackers but not a quick turn or nod, which is what an over-smoothing filter flattens.
+OVERSMOOTH_WINDOW = 31  # frames
+OVERSMOOTH_ORDER = 2
 _ANGLE = np.array([False, False, False, True, True, True])  # which of AXES are angles
 
 
@@ -323,3 +342,68 @@ def analyze(runs: list[PoseSeries], gt: PoseSeries | None = None, window: int = 
     return [RunMetrics(r.label, r.source, int(r.frame.size), int(r.valid.sum()), second_diff_rms(r),
                        savgol_residual_rms(r, window, order), gt_error(r, gt) if gt is not None else None)
             for r in runs]
+
+
+@dataclass(frozen=True)
+class Oversmoothing:
+    """:func:`oversmoothing` of one run against a reference track.
+
+    Attributes:
+        label: the run (its filtered and raw series' common label prefix).
+        reference: the reference series' label.
+        n_frames: frames valid in all three series and inside a stretch of at least the window.
+        corr: per axis (:data:`AXES`), Pearson correlation of the two high-passed residuals (nan when
+            fewer than 3 frames or one residual is constant).
+        time_s: ``(n_frames,)`` timestamps of those frames, seconds.
+        removed: ``(n_frames, 6)`` high-passed ``raw - filtered``, mm / deg.
+        deviation: ``(n_frames, 6)`` high-passed ``reference - filtered``, mm / deg.
+    """
+
+    label: str
+    reference: str
+    n_frames: int
+    corr: dict[str, float]
+    time_s: np.ndarray
+    removed: np.ndarray
+    deviation: np.ndarray
+
+
+def _highpass(x: np.ndarray, window: int, order: int) -> np.ndarray:
+    """``x (F, 6) - savgol(x)`` along frames (differences between tracks: small, no angle wraps)."""
+    return x - savgol_filter(x, window, order, axis=0, mode="interp")
+
+
+def oversmoothing(filtered: PoseSeries, raw: PoseSeries, reference: PoseSeries, label: str = "",
+                  window: int = OVERSMOOTH_WINDOW, order: int = OVERSMOOTH_ORDER) -> Oversmoothing:
+    """Correlation per axis between what the filter removed and the reference's deviation from the filtered
+    track (see the module docstring). The three series are joined on frame number."""
+    if window % 2 == 0 or not 0 <= order < window:
+        raise ValueError(f"Savitzky-Golay window must be odd and > order, got window={window}, order={order}")
+    first = min(s.frame[0] for s in (filtered, raw, reference) if s.frame.size)
+    last = max(s.frame[-1] for s in (filtered, raw, reference) if s.frame.size)
+    grids, times = [], np.full(last - first + 1, np.nan)
+    for s in (filtered, raw, reference):
+        grid = np.full((last - first + 1, len(AXES)), np.nan)
+        grid[s.frame - first] = s.values
+        grids.append(grid)
+    times[filtered.frame - first] = filtered.time_s
+    f, r, ref = grids
+    both = np.all(np.isfinite(f) & np.isfinite(r) & np.isfinite(ref), axis=1)
+    removed, deviation, t = [], [], []
+    for start, stop in contiguous_runs(both):
+        if stop - start < window:
+            continue
+        d_removed, d_dev = r[start:stop] - f[start:stop], ref[start:stop] - f[start:stop]
+        d_removed[:, _ANGLE], d_dev[:, _ANGLE] = _wrap_deg(d_removed[:, _ANGLE]), _wrap_deg(d_dev[:, _ANGLE])
+        removed.append(_highpass(d_removed, window, order))
+        deviation.append(_highpass(d_dev, window, order))
+        t.append(times[start:stop])
+    removed = np.concatenate(removed) if removed else np.zeros((0, len(AXES)))
+    deviation = np.concatenate(deviation) if deviation else np.zeros((0, len(AXES)))
+    corr = {}
+    for i, axis in enumerate(AXES):
+        a, b = removed[:, i], deviation[:, i]
+        ok = len(a) >= 3 and np.std(a) > 0 and np.std(b) > 0
+        corr[axis] = float(np.corrcoef(a, b)[0, 1]) if ok else math.nan
+    return Oversmoothing(label or filtered.label, reference.label, len(removed), corr,
+                         np.concatenate(t) if t else np.zeros(0), removed, deviation)

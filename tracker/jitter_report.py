@@ -3,7 +3,9 @@
 Outputs of :func:`write_report` in the output folder: ``jitter.json`` (metrics + the fit settings + units),
 ``jitter.csv`` (one row per run, :func:`metrics_table`), ``jitter_timeseries.png`` (each axis over time,
 runs overlaid, ground truth dashed) and ``jitter_spectrum.png`` (Welch amplitude spectral density per axis,
-log scale, of each run's longest run of consecutive valid frames, linear trend removed).
+log scale, of each run's longest run of consecutive valid frames, linear trend removed); with a reference
+track also ``jitter_oversmoothing.png`` (per axis, what the filter removed against the reference's deviation
+from the filtered track, both high-passed, with their correlation).
 """
 from __future__ import annotations
 
@@ -18,9 +20,11 @@ from scipy.signal import welch
 
 from baseio.atomic import atomic_path, write_json_atomic
 from baseio.schema import JITTER_CSV
-from tracker.jitter import AXES, AXIS_UNITS, PoseSeries, RunMetrics, contiguous_runs
+from tracker.jitter import (AXES, AXIS_UNITS, OVERSMOOTH_ORDER, OVERSMOOTH_WINDOW, Oversmoothing, PoseSeries,
+                            RunMetrics, contiguous_runs)
 
-__all__ = ["metrics_table", "format_tables", "metrics_json", "plot_timeseries", "plot_spectrum", "write_report"]
+__all__ = ["metrics_table", "format_tables", "metrics_json", "plot_timeseries", "plot_spectrum",
+           "plot_oversmoothing", "write_report"]
 
 _MIN_SPECTRUM_FRAMES = 16
 
@@ -46,9 +50,11 @@ def metrics_table(metrics: list[RunMetrics]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[c for c in JITTER_CSV.names if c in present]).set_index("run")
 
 
-def format_tables(metrics: list[RunMetrics], window: int, order: int) -> str:
+def format_tables(metrics: list[RunMetrics], window: int, order: int,
+                  oversmooth: list[Oversmoothing] | None = None) -> str:
     """Plain-text tables for the terminal, rows = runs: second difference, Savitzky-Golay residual and,
-    when any run has ground truth, the errors (MAE per axis, MAE_t, MAE_r)."""
+    when any run has ground truth, the errors (MAE per axis, MAE_t, MAE_r); with ``oversmooth``, the
+    over-smoothing correlations (:func:`tracker.jitter.oversmoothing`)."""
     def block(title: str, data: dict[str, dict[str, float]]) -> str:
         table = pd.DataFrame.from_dict(data, orient="index")
         table.index.name = "run"
@@ -61,6 +67,10 @@ def format_tables(metrics: list[RunMetrics], window: int, order: int) -> str:
                for m in metrics if m.gt is not None}
     if with_gt:
         blocks.append(block("mean absolute error vs ground truth [mm, deg]", with_gt))
+    if oversmooth:
+        blocks.append(block(f"over-smoothing: correlation of (raw - filtered) with (reference - filtered), "
+                            f"high-passed (reference {oversmooth[0].reference})",
+                            {o.label: {"frames": o.n_frames, **o.corr} for o in oversmooth}))
     return "\n\n".join(blocks)
 
 
@@ -68,8 +78,10 @@ def _num(x: float) -> float | None:
     return None if not math.isfinite(x) else float(x)
 
 
-def metrics_json(metrics: list[RunMetrics], window: int, order: int) -> dict:
-    """JSON-ready dict: settings, units and per-run metrics (nan as null)."""
+def metrics_json(metrics: list[RunMetrics], window: int, order: int, oversmooth: list[Oversmoothing] | None = None,
+                 reference: str | None = None) -> dict:
+    """JSON-ready dict: settings, units and per-run metrics (nan as null); with ``oversmooth`` (measured
+    against the track in file ``reference``) an ``oversmoothing`` object."""
     runs = []
     for m in metrics:
         run = {"label": m.label, "source": m.source, "n_frames": m.n_frames, "n_valid": m.n_valid,
@@ -79,8 +91,14 @@ def metrics_json(metrics: list[RunMetrics], window: int, order: int) -> dict:
             run["gt_error"] = {"n_matched": m.gt.n_matched, "mae": {a: _num(v) for a, v in m.gt.mae.items()},
                                "mae_t_mm": _num(m.gt.mae_t_mm), "mae_r_deg": _num(m.gt.mae_r_deg)}
         runs.append(run)
-    return {"units": dict(AXIS_UNITS), "second_diff": "per frame, consecutive valid frames",
-            "savgol": {"window_frames": window, "polyorder": order}, "runs": runs}
+    out = {"units": dict(AXIS_UNITS), "second_diff": "per frame, consecutive valid frames",
+           "savgol": {"window_frames": window, "polyorder": order}, "runs": runs}
+    if oversmooth is not None:
+        out["oversmoothing"] = {
+            "reference": reference, "highpass": {"window_frames": OVERSMOOTH_WINDOW, "polyorder": OVERSMOOTH_ORDER},
+            "runs": [{"label": o.label, "reference_label": o.reference, "n_frames": o.n_frames,
+                      "corr": {a: _num(v) for a, v in o.corr.items()}} for o in oversmooth]}
+    return out
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -142,16 +160,42 @@ def plot_spectrum(runs: list[PoseSeries], gt: PoseSeries | None, path: str | os.
     _save(fig, Path(path))
 
 
+def plot_oversmoothing(oversmooth: list[Oversmoothing], path: str | os.PathLike[str]) -> None:
+    """Per axis and run: the high-passed ``raw - filtered`` (x) against ``reference - filtered`` (y), one dot
+    per frame, with the correlation in the legend; written atomically to ``path``."""
+    fig = Figure(figsize=(12, 8), layout="constrained")
+    axes = fig.subplots(2, 3).ravel()
+    for i, (ax, name) in enumerate(zip(axes, AXES)):
+        for o in oversmooth:
+            ax.scatter(o.removed[:, i], o.deviation[:, i], s=4, alpha=0.5,
+                       label=f"{o.label}: r = {o.corr[name]:.2f}")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.axvline(0, color="k", lw=0.5)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(f"raw - filtered [{AXIS_UNITS[name]}]")
+        ax.set_ylabel(f"reference - filtered [{AXIS_UNITS[name]}]")
+        ax.legend(fontsize=7, loc="upper left")
+        ax.grid(alpha=0.3)
+    if oversmooth:
+        fig.suptitle(f"over-smoothing, high-passed ({OVERSMOOTH_WINDOW}-frame fit), reference "
+                     f"{oversmooth[0].reference}: near 0 the filter removed noise, near 1 motion", fontsize=10)
+    _save(fig, Path(path))
+
+
 def write_report(out_dir: str | os.PathLike[str], metrics: list[RunMetrics], runs: list[PoseSeries],
-                 gt: PoseSeries | None, window: int, order: int) -> dict[str, Path]:
-    """Write ``jitter.json``, ``jitter.csv`` and the two plots into ``out_dir`` (created if missing)."""
+                 gt: PoseSeries | None, window: int, order: int, oversmooth: list[Oversmoothing] | None = None,
+                 reference: str | None = None) -> dict[str, Path]:
+    """Write ``jitter.json``, ``jitter.csv`` and the two plots into ``out_dir`` (created if missing), and
+    ``jitter_oversmoothing.png`` with ``oversmooth`` (measured against the file ``reference``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / name for name in ("jitter.json", "jitter.csv", "jitter_timeseries.png",
-                                           "jitter_spectrum.png")}
-    write_json_atomic(paths["jitter.json"], metrics_json(metrics, window, order))
+    names = ("jitter.json", "jitter.csv", "jitter_timeseries.png", "jitter_spectrum.png")
+    paths = {name: out / name for name in names + (("jitter_oversmoothing.png",) if oversmooth is not None else ())}
+    write_json_atomic(paths["jitter.json"], metrics_json(metrics, window, order, oversmooth, reference))
     with atomic_path(paths["jitter.csv"]) as tmp:
         metrics_table(metrics).to_csv(tmp, float_format="%.6g")
     plot_timeseries(runs, gt, paths["jitter_timeseries.png"])
     plot_spectrum(runs, gt, paths["jitter_spectrum.png"])
+    if oversmooth is not None:
+        plot_oversmoothing(oversmooth, paths["jitter_oversmoothing.png"])
     return paths
