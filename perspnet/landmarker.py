@@ -1,5 +1,9 @@
 """MediaPipe Face Landmarker (``face_landmarker.task``), wrapped to return pixels in our conventions.
 
+:class:`FaceBoxDetector` runs the bundle's own face detector alone (BlazeFace short-range, the first
+stage of the landmarker): boxes and scores only, a few times cheaper than the landmarker, for searching
+many tiles of a large frame (:mod:`perspnet.face_search`).
+
 MediaPipe gives normalised landmarks (x / W, y / H, z scaled like x, z growing away from the camera).
 We return them as pixels and a pixel-unit 3D shape whose axes match the camera frame (x right, y down,
 z forward): a weak-perspective reconstruction, good for registering the canonical mesh.
@@ -8,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -15,9 +20,11 @@ import numpy as np
 
 from perspnet.face_model import find_face_landmarker_task
 
-__all__ = ["FaceLandmarks", "FaceLandmarker"]
+__all__ = ["FaceLandmarks", "FaceLandmarker", "FaceBoxDetector", "DETECTOR_INPUT_PX"]
 
 N_MESH_LANDMARKS = 468  # the bundle outputs 478: the mesh's 468 then 10 iris points, which we drop
+DETECTOR_ENTRY = "face_detector.tflite"  # the landmarker bundle's first stage
+DETECTOR_INPUT_PX = 128  # side of the square image BlazeFace short-range sees (letterboxed)
 
 
 @contextmanager
@@ -121,3 +128,58 @@ class FaceLandmarker:
             faces.append(FaceLandmarks(pts, pts3, np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]])))
         faces.sort(key=lambda f: -f.size_px)
         return faces
+
+
+class FaceBoxDetector:
+    """The bundle's face detector alone (BlazeFace short-range, IMAGE mode): face boxes without landmarks.
+
+    It sees the image letterboxed to ``DETECTOR_INPUT_PX`` squared, so it finds faces whose box is about
+    0.15-0.9 of the image's larger side; :mod:`perspnet.face_search` tiles large frames to bring smaller
+    faces into that range.
+
+    Args:
+        bundle: path of ``face_landmarker.task``; found automatically when None.
+        min_confidence: detection score threshold.
+    """
+
+    def __init__(self, bundle=None, min_confidence: float = 0.5):
+        from mediapipe.tasks.python import vision
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+
+        path = find_face_landmarker_task(bundle)
+        try:
+            with zipfile.ZipFile(path) as z:
+                model = z.read(DETECTOR_ENTRY)
+        except (zipfile.BadZipFile, KeyError) as e:
+            raise ValueError(f"{path}: no {DETECTOR_ENTRY} inside the face model bundle ({e})") from e
+        options = vision.FaceDetectorOptions(base_options=BaseOptions(model_asset_buffer=model),
+                                             min_detection_confidence=min_confidence)
+        with _native_stderr_silenced():
+            self._detector = vision.FaceDetector.create_from_options(options)
+        self._first = True
+
+    def close(self) -> None:
+        self._detector.close()
+
+    def __enter__(self) -> "FaceBoxDetector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def detect(self, image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Faces in ``image_rgb (H, W, 3) uint8``: boxes ``(N, 4)`` float (x, y, width, height) pixels and
+        scores ``(N,)`` in [0, 1]."""
+        import mediapipe as mp
+
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image_rgb))
+        if self._first:  # the first run logs a line about re-aligning its input buffer straight to fd 2
+            with _native_stderr_silenced():
+                found = self._detector.detect(image).detections
+            self._first = False
+        else:
+            found = self._detector.detect(image).detections
+        boxes = np.array([(d.bounding_box.origin_x, d.bounding_box.origin_y, d.bounding_box.width,
+                           d.bounding_box.height) for d in found], np.float64).reshape(-1, 4)
+        scores = np.array([d.categories[0].score for d in found], np.float64)
+        return boxes, scores

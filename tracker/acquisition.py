@@ -3,8 +3,11 @@
 Boxes are ``(cx, cy, side)`` in pixels of the full (distorted, as decoded) frame, the square box around
 the face's 468 mesh points that PerspNet's crops are built from (:func:`perspnet.training_data.box_from_points`).
 
-* Acquisition: MediaPipe's Face Landmarker (IMAGE mode, each call independent) on the whole frame; the
-  box of the largest face's 468 landmarks (:func:`detect_face`).
+* Acquisition: every face of the frame, small ones included, from the tiled face search
+  (:class:`perspnet.face_search.FaceSearch`: MediaPipe's face detector on overlapping tiles, then the
+  Face Landmarker on a crop around each face); a face's box is that of its 468 landmarks
+  (:meth:`FaceSearch.find <perspnet.face_search.FaceSearch.find>` gives them all, largest first;
+  :func:`detect_face` picks the largest, or the one at a tracked box).
 * Tracking: the current shape projected with a predicted pose and the camera (K and distortion)
   (:func:`box_from_pose`), re-anchored now and then to the detected face that overlaps it
   (``detect_face(..., near=box)``).
@@ -18,15 +21,18 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from perspnet.intrinsics import Intrinsics
-from perspnet.landmarker import FaceLandmarker
 from perspnet.crop import box_from_points
+from perspnet.face_search import FaceSearch, FoundFace, box_iou
+from perspnet.intrinsics import Intrinsics
 
-__all__ = ["Detection", "detect_face", "project_to_image", "box_from_pose", "box_in_view", "box_iou", "boxes_agree",
-           "box_thumbnail", "box_similarity",
-           "MIN_IOU"]
+__all__ = ["Detection", "FaceSearch", "FoundFace", "detect_face", "project_to_image", "box_from_pose", "box_in_view",
+           "box_iou", "boxes_agree", "box_thumbnail", "box_similarity", "MIN_IOU", "NEAR_MIN_SIDE"]
 
 MIN_IOU = 0.3  # a detection re-anchors a tracked box if they overlap this much, or if it is centred inside it
+# Near a tracked box the search skips faces under this fraction of its side: the tracked face itself (a
+# tracked box drifts in size by less than that) and a face as large elsewhere (tracker.online's jump
+# test) are still found, and the fine tile levels, most of the search's cost, are skipped.
+NEAR_MIN_SIDE = 0.5
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ class Detection:
     Attributes:
         box: ``(3,)`` (cx, cy, side) pixels of the face asked for (the largest, or the one near a tracked
             box), None when there is none.
-        n_faces: faces found (the landmarker reports at most its ``max_faces``).
+        n_faces: faces found.
         largest: ``(3,)`` box of the largest face found, near the tracked box or not; None without faces.
         points_px: ``(468, 2)`` landmark pixels of the face of ``box``, None when ``box`` is None.
     """
@@ -47,19 +53,13 @@ class Detection:
     points_px: np.ndarray | None = None
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two square boxes ``(cx, cy, side)``."""
-    lo, hi = np.maximum(a[:2] - a[2] / 2, b[:2] - b[2] / 2), np.minimum(a[:2] + a[2] / 2, b[:2] + b[2] / 2)
-    inter = float(np.prod(np.clip(hi - lo, 0.0, None)))
-    return inter / (a[2] ** 2 + b[2] ** 2 - inter)
-
-
-def detect_face(landmarker: FaceLandmarker, image_rgb: np.ndarray, near: np.ndarray | None = None) -> Detection:
-    """Run an IMAGE-mode landmarker on ``image_rgb (H, W, 3) uint8``: the box of the largest face's
-    landmarks, or with ``near`` (a tracked box) that of the face overlapping it most among those that
-    overlap it by ``MIN_IOU`` or have their centre inside it (a tracked box may have drifted in size)."""
-    faces = landmarker.detect(image_rgb)
-    boxes = [box_from_points(face.points_px) for face in faces]
+def detect_face(search: FaceSearch, image_rgb: np.ndarray, near: np.ndarray | None = None) -> Detection:
+    """The face asked for in ``image_rgb (H, W, 3) uint8``: the largest, or with ``near`` (a tracked box)
+    the one overlapping it most among those that overlap it by ``MIN_IOU`` or have their centre inside it
+    (a tracked box may have drifted in size). With ``near`` faces under ``NEAR_MIN_SIDE`` of its side are
+    not searched for."""
+    faces = search.find(image_rgb, None if near is None else NEAR_MIN_SIDE * float(near[2]))
+    boxes = [face.box for face in faces]
     largest = boxes[0] if boxes else None
     if near is not None:
         matches = [(box_iou(box, near), k) for k, box in enumerate(boxes)
@@ -69,7 +69,7 @@ def detect_face(landmarker: FaceLandmarker, image_rgb: np.ndarray, near: np.ndar
         chosen = 0 if boxes else None
     if chosen is None:
         return Detection(None, len(faces), largest)
-    return Detection(boxes[chosen], len(faces), largest, faces[chosen].points_px)
+    return Detection(boxes[chosen], len(faces), largest, faces[chosen].landmarks.points_px)
 
 
 def project_to_image(points_cam: np.ndarray, intr: Intrinsics) -> np.ndarray:
