@@ -15,6 +15,7 @@ import torch
 from perspnet.checkpoint import load_checkpoint
 from perspnet.conventions import transform_points
 from perspnet.network.config import COORD_SCALE
+from perspnet.network.fold import fold_batchnorm
 from perspnet.network.model import spread_choose_from_mask
 from perspnet.pnp import PnPConfig, PnPResult, solve_pose_batch
 from perspnet.crop import crop_affine, turn_crop_affine, warp_crop
@@ -106,6 +107,8 @@ class PerspNetPredictor:
         self.device = pick_device(device)
         self.model, self.topology, self.crop, _ = load_checkpoint(checkpoint, self.device)
         self.config = self.model.config
+        blank = torch.zeros(1, 3, self.config.input_size, self.config.input_size, device=self.device)
+        fold_batchnorm(self.model, lambda: self.model.encode(blank))  # inference only: one pass less per layer
         self.pnp = pnp
         if isinstance(tta, str) and tta not in TTA_VIEWS:
             raise ValueError(f"tta must be one of {sorted(TTA_VIEWS)} or a tuple of CropView, got {tta!r}")
