@@ -18,7 +18,8 @@ milliseconds on a quiet machine takes ten times longer. The policy:
 MKL, OpenBLAS, numba, OpenCV) and sets the run-time counts of the libraries already imported (torch
 intra- and inter-op, OpenCV, numba). OpenMP reads its wait policy only when it loads, so the policy must be
 applied before torch is first imported: the ``pipelines`` package applies it on import, which comes before
-any command imports torch. :func:`decode_threads` gives FFmpeg's decoder thread count. MediaPipe's Tasks
+any command imports torch. :func:`decode_threads` gives FFmpeg's decoder thread count; :func:`prefetched`
+runs an iterator (a decoder) in a background thread, ahead of its consumer. MediaPipe's Tasks
 API has no thread setting; its graph uses its own small pool.
 
 An explicit ``OMP_NUM_THREADS`` in the environment at start-up (a user's or a scheduler's choice) is
@@ -30,12 +31,16 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import sys
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 __all__ = ["ThreadPlan", "cgroup_cpu_quota", "parse_cpu_max", "parse_cfs_quota", "usable_cores", "plan_threads", "thread_environment",
-           "apply_thread_policy", "current_plan", "decode_threads", "THREAD_COUNT_VARIABLES"]
+           "apply_thread_policy", "current_plan", "decode_threads", "prefetched", "THREAD_COUNT_VARIABLES"]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
@@ -237,3 +242,68 @@ def current_plan() -> ThreadPlan:
 def decode_threads() -> int:
     """Threads for FFmpeg's video decoder: the process's share of the cores (:func:`current_plan`)."""
     return current_plan().threads
+
+
+T = TypeVar("T")
+_POLL_S = 0.1  # how often a blocked producer looks whether its consumer has gone
+
+
+@dataclass(frozen=True)
+class _End:
+    error: BaseException | None
+
+
+def prefetched(items: Iterable[T], depth: int) -> Iterator[T]:
+    """Yield ``items`` in order while a background thread draws up to ``depth`` of them ahead.
+
+    For a decoder (PyAV releases the GIL while it decodes and converts) feeding work that leaves a core
+    idle part of the time (PnP, bookkeeping in Python): decoding then overlaps that work. An exception in
+    ``items`` is raised here, where the item it stopped at would have come. Closing this generator early
+    (``break``, an exception in the consumer) stops the thread and closes ``items`` (its ``close()``, for a
+    generator holding a file) before returning; the background thread has ended whenever this generator has.
+    """
+    if not (isinstance(depth, int) and depth >= 1):
+        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+    return _prefetch(items, depth)
+
+
+def _prefetch(items: Iterable[T], depth: int) -> Iterator[T]:
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        iterator = iter(items)
+        try:
+            for item in iterator:
+                if not put(item):
+                    return
+            put(_End(None))
+        except BaseException as err:  # handed to the consumer, which raises it
+            put(_End(err))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = buffer.get()
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()

@@ -1,17 +1,21 @@
-"""The thread policy (baseio.threads): cores from affinity and cgroup quota, the split over workers, and that
-every library in a fresh process runs the planned number of threads."""
+"""The thread policy (baseio.threads): cores from affinity and cgroup quota, the split over workers, that
+every library in a fresh process runs the planned number of threads; and the background-thread prefetch."""
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
+import threading
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from baseio.threads import (THREAD_COUNT_VARIABLES, cgroup_cpu_quota, parse_cfs_quota, parse_cpu_max, plan_threads,
-                            usable_cores)
+                            prefetched, usable_cores)
+from baseio.video_io import DecodeReport, VideoWriter, iter_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,3 +130,52 @@ def test_worker_share_applied_after_the_libraries_loaded():
     """A batch worker's share set on already imported libraries, inter-op threads included."""
     got = _probe("", "from baseio.threads import apply_thread_policy\napply_thread_policy(threads=1)")
     assert (got["plan"], got["torch"], got["interop"], got["cv2"], got["numba"], got["omp"]) == (1, 1, 1, 1, 1, "1")
+
+
+class TestPrefetched:
+    def test_order_and_all_items(self):
+        assert list(prefetched(iter(range(100)), depth=3)) == list(range(100))
+
+    def test_error_raised_after_the_items_before_it(self):
+        def source():
+            yield from (0, 1, 2)
+            raise ValueError("broken at 3")
+
+        got = []
+        with pytest.raises(ValueError, match="broken at 3"):
+            for x in prefetched(source(), depth=2):
+                got.append(x)
+        assert got == [0, 1, 2]
+
+    def test_early_close_stops_the_thread_and_closes_the_source(self):
+        closed = threading.Event()
+
+        def source():
+            try:
+                yield from range(10_000)
+            finally:
+                closed.set()
+
+        stream = prefetched(source(), depth=4)
+        assert [next(stream), next(stream)] == [0, 1]
+        stream.close()
+        assert closed.is_set()
+        assert not any(t.name == "prefetch" and t.is_alive() for t in threading.enumerate())
+
+    def test_bad_depth(self):
+        with pytest.raises(ValueError, match="depth"):
+            prefetched(iter([]), depth=0)
+
+    def test_decoded_frames_unchanged(self, tmp_path):
+        """A real decode through the thread: the same frames, times and decode report."""
+        clip = tmp_path / "clip.mp4"
+        rng = np.random.default_rng(0)
+        with VideoWriter(clip, 64, 48, Fraction(25)) as writer:
+            for _ in range(20):
+                writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        plain_report, ahead_report = DecodeReport(), DecodeReport()
+        plain = list(iter_frames(clip, plain_report))
+        ahead = list(prefetched(iter_frames(clip, ahead_report), depth=3))
+        assert [(f.index, f.timestamp_s) for f in ahead] == [(f.index, f.timestamp_s) for f in plain]
+        assert all(np.array_equal(a.image_rgb, b.image_rgb) for a, b in zip(ahead, plain))
+        assert ahead_report == plain_report and ahead_report.n_frames == 20
