@@ -127,7 +127,8 @@ GT_CSV = FileSchema("gt.csv", "gt.csv", "csv", ("perspnet-synth clip",), (
 
 BATCH_SUMMARY_CSV = FileSchema("summary.csv", "summary.csv", "csv", ("batch-process",), (
     Field("clip", "-", "-", "the clip's path relative to the clips folder"),
-    Field("status", "-", "-", "ok, failed, or skipped (complete from an earlier run; its values are that run's)"),
+    Field("status", "-", "-", "ok, no_face (no face found in the clip), no_pose (a face was found but every pose "
+          "was dropped), failed, or skipped (complete from an earlier run; its values are that run's)"),
     Field("frames", "count", "-", "decoded frames", "status failed"),
     Field("detection_rate", "-", "-", "fraction of the frames with a pose, in [0, 1]", "status failed"),
     Field("fps", "frames/s", "-", "processing speed of the clip's track-video run (wall time)", "status failed"),
@@ -270,6 +271,8 @@ def _common_summary(command: str) -> tuple[Field, ...]:
 
 TRACK_SUMMARY_JSON = FileSchema("summary.json (track-video)", "summary.json", "json", ("track-video", "batch-process"), (
     *_common_summary("perspnet"),
+    Field("status", "-", "-", "ok (some face has a pose), no_face (the detector never found a face) or no_pose "
+          "(a face was found but every pose was dropped; a warning in notes says why)"),
     Field("detector_calls", "count", "-", "runs of MediaPipe's face detector"),
     Field("box_sources", "-", "-", "frames per source of the face box"),
     Field("box_sources.<source>", "count", "-", "track (predicted pose), detect, reanchor, redetect, detect-reuse "

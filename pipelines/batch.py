@@ -6,12 +6,15 @@ Clips and outputs
 -----------------
 * Clips: files under ``clips_dir`` (recursively) whose extension is one of :data:`VIDEO_EXTENSIONS`, any
   case; hidden files and folders, and ``out_dir`` when it lies inside ``clips_dir``, are left out.
+  Symlinked folders are followed, each real folder once (no loops, no video twice).
 * Camera: a sidecar ``<clip>.K.json`` beside the clip (``a/b/clip1.mp4`` -> ``a/b/clip1.K.json``) wins over
   ``BatchConfig.intrinsics``; with neither, track-video's default field of view is assumed.
 * Each clip is one :func:`pipelines.track_video.track_video` call (:func:`run_clip`) writing into
   ``out_dir/<relative clip path without extension>/`` (clips that would share a folder, ``a/x.mp4`` and
-  ``a/x.mov``, get ``a/x_mp4/`` and ``a/x_mov/``). A clip that cannot be tracked (bad video, bad sidecar
-  K.json, ...) is a "failed" row with track-video's one-line reason; the other clips go on.
+  ``a/x.mov``, get ``a/x_mp4/`` and ``a/x_mov/``; when such a collision comes or goes, the complete outputs
+  move to the new name: :func:`adopt_earlier_outputs`). A clip that cannot be tracked (bad video, bad sidecar
+  K.json, ...) is a "failed" row with track-video's one-line reason; the other clips go on. A clip without a
+  face, or without a kept pose, is a "no_face" / "no_pose" row (track-video's status), not "ok".
 * At the end, ``out_dir/summary.csv``, ``out_dir/summary.png`` and, only when a clip failed on an
   unexpected exception, ``out_dir/errors.log`` with its traceback (:mod:`pipelines.batch_summary`).
   Local workers' own output (native libraries' logging, the traceback of a worker that crashed) is
@@ -42,6 +45,7 @@ import fcntl
 import glob
 import json
 import math
+import os
 import re
 import shutil
 import traceback
@@ -70,6 +74,7 @@ __all__ = [
     "BatchResult",
     "find_clips",
     "plan_jobs",
+    "adopt_earlier_outputs",
     "completed_outcome",
     "run_clip",
     "run_batch",
@@ -172,21 +177,44 @@ class BatchResult:
 # --------------------------------------------------------------------------------------------- planning
 
 
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+def _folder_key(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino
 
 
 def find_clips(clips_dir: Path, exclude: Path | None = None) -> list[Path]:
-    """Video files under ``clips_dir`` (by extension, any case), sorted; hidden ones and ``exclude`` left out."""
+    """Video files under ``clips_dir`` (by extension, any case), sorted; hidden ones and ``exclude`` left out.
+
+    Symlinked folders are followed, each real folder once and by its real path when it has one under
+    ``clips_dir`` (a link back up the tree, or to a folder searched already, is not searched again), so every
+    video is found once. A link named like a video whose target is missing is listed too: tracking it fails
+    with "file not found", a row that says so."""
     root = Path(clips_dir)
     skip = exclude.resolve() if exclude is not None else None
+
+    def walk(follow: bool) -> Iterator[tuple[Path, list[str], list[str]]]:
+        for folder, dirs, files in os.walk(root, followlinks=follow):
+            here = Path(folder)
+            if skip is not None and here.resolve().is_relative_to(skip):
+                dirs[:] = []
+                continue
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            yield here, dirs, files
+
+    real = {_folder_key(here) for here, _, _ in walk(False)}
+    seen: set[tuple[int, int]] = set()
     found = []
-    for path in root.rglob("*"):
-        if path.suffix.lower() not in VIDEO_EXTENSIONS or _hidden(path, root) or not path.is_file():
+    for here, dirs, files in walk(True):
+        if _folder_key(here) in seen:
+            dirs[:] = []
             continue
-        if skip is not None and path.resolve().is_relative_to(skip):
-            continue
-        found.append(path)
+        seen.add(_folder_key(here))
+        dirs[:] = [d for d in dirs if not ((here / d).is_symlink() and _folder_key(here / d) in real)]
+        for name in files:
+            path = here / name
+            if (not name.startswith(".") and Path(name).suffix.lower() in VIDEO_EXTENSIONS
+                    and (skip is None or not path.resolve().is_relative_to(skip))):
+                found.append(path)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
@@ -230,6 +258,35 @@ def _fingerprint(job: ClipJob) -> dict:
             "intrinsics": [job.intrinsics_source, *([k_json.st_size, k_json.st_mtime_ns] if k_json else [])]}
 
 
+def adopt_earlier_outputs(job: ClipJob) -> None:
+    """Move the clip's complete outputs from its other folder name into its folder (``a/x/`` and ``a/x_mp4/``
+    swap when a clip ``a/x.mov`` is added or removed: :func:`plan_jobs`), so that no orphan copy stays and the
+    clip is not tracked again; when its folder already holds complete outputs, the other copy is removed.
+
+    Only files are moved (a clip's folder may also hold the folders of clips in a subfolder of the same name),
+    the completion marker last, and only when that marker names this clip."""
+    rel = Path(job.clip)
+    plain = job.out_dir.parent / rel.stem
+    other = plain if job.out_dir != plain else job.out_dir.parent / f"{rel.stem}_{rel.suffix[1:].lower()}"
+    try:
+        if json.loads((other / DONE_MARKER).read_text(encoding="utf-8"))["outcome"]["clip"] != job.clip:
+            return
+    except (OSError, ValueError, KeyError, TypeError):  # no marker there, or another clip's
+        return
+    files = sorted((p for p in other.iterdir() if not p.is_dir()), key=lambda p: p.name == DONE_MARKER)
+    if (job.out_dir / DONE_MARKER).is_file():
+        for path in reversed(files):  # the marker first: what is left is never taken for complete
+            path.unlink()
+    else:
+        job.out_dir.mkdir(parents=True, exist_ok=True)
+        for path in files:
+            os.replace(path, job.out_dir / path.name)
+    try:
+        other.rmdir()
+    except OSError:  # it holds other clips' folders
+        pass
+
+
 def completed_outcome(job: ClipJob) -> ClipOutcome | None:
     """The clip's stored row as "skipped" when its completion marker is present and matches its inputs."""
     try:
@@ -237,7 +294,7 @@ def completed_outcome(job: ClipJob) -> ClipOutcome | None:
         if marker["inputs"] != _fingerprint(job):
             return None
         row = {k: math.nan if v is None else v for k, v in marker["outcome"].items()}
-        return replace(ClipOutcome(**row), status="skipped")
+        return replace(ClipOutcome(**row), status="skipped", output=_outcome(job, "skipped").output)
     except (OSError, ValueError, KeyError, TypeError):  # no marker, or not one we can use: track again
         return None
 
@@ -325,7 +382,7 @@ def run_clip(job: ClipJob) -> ClipOutcome:
     tz, yaw = _jitter(s, ":filtered")
     raw_tz, raw_yaw = _jitter(s, ":raw")
     fps = math.nan if s["processing_fps"] is None else s["processing_fps"]
-    outcome = _outcome(job, "ok", frames=s["frames"], detection_rate=s["detection_rate"], fps=fps,
+    outcome = _outcome(job, s["status"], frames=s["frames"], detection_rate=s["detection_rate"], fps=fps,
                        d2_rms_tz_mm=tz, d2_rms_yaw_deg=yaw, raw_d2_rms_tz_mm=raw_tz, raw_d2_rms_yaw_deg=raw_yaw,
                        message=" | ".join(s["notes"]))
     try:
@@ -409,6 +466,7 @@ def run_batch(config: BatchConfig) -> BatchResult:
         outcomes: dict[str, ClipOutcome] = {}
         todo = []
         for job in jobs:
+            adopt_earlier_outputs(job)
             done = None if config.force else completed_outcome(job)
             if done is None:
                 todo.append(job)

@@ -7,9 +7,10 @@ Per clip, track-video's outputs in ``OUT_DIR/<clip path without extension>/``; a
 overrides ``--intrinsics``. ``OUT_DIR/summary.csv`` and ``summary.png`` at the end. Rerunning skips the
 clips already complete (``--force`` tracks them again). Details: :mod:`pipelines.batch`.
 
-Exit codes: 0 every clip ok or skipped; 1 a clip failed (see summary.csv); 2 the batch cannot start (one-line
-error: missing CLIPS_DIR, unwritable OUT_DIR, bad --intrinsics or checkpoint, no videos); 130 / 143
-interrupted by SIGINT / SIGTERM (rerun the same command to finish).
+Exit codes: 0 no clip failed (each is ok, no_face, no_pose or skipped; no_face and no_pose are counted apart);
+1 a clip failed (see summary.csv); 2 the batch cannot start (one-line error: missing CLIPS_DIR, unwritable
+OUT_DIR, bad --intrinsics or checkpoint, no videos); 130 / 143 interrupted by SIGINT / SIGTERM (rerun the same
+command to finish).
 """
 from __future__ import annotations
 
@@ -67,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PROG}: failed: {outcome.clip}: {outcome.message}", file=sys.stderr)
     counts = result.counts
     log = f"; tracebacks in {result.errors_log}" if result.errors_log else ""
-    print(f"{len(result.outcomes)} clips: {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed; "
-          f"wrote {result.summary_csv}, {result.summary_png}{log}")
+    apart = "".join(f", {counts[s]} {s.replace('_', ' ')}" for s in ("no_face", "no_pose") if counts[s])
+    print(f"{len(result.outcomes)} clips: {counts['ok']} ok{apart}, {counts['skipped']} skipped, {counts['failed']} "
+          f"failed; wrote {result.summary_csv}, {result.summary_png}{log}")
     return 0 if result.all_ok else 1
 
 

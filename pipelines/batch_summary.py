@@ -20,7 +20,7 @@ from baseio.schema import BATCH_SUMMARY_CSV
 __all__ = ["STATUSES", "SUMMARY_COLUMNS", "ClipOutcome", "write_summary_csv", "read_summary_csv", "plot_summary",
            "write_errors_log"]
 
-STATUSES = ("ok", "failed", "skipped")
+STATUSES = ("ok", "no_face", "no_pose", "failed", "skipped")  # no_face, no_pose: track-video's summary status
 SUMMARY_COLUMNS = BATCH_SUMMARY_CSV.names  # documented in docs/outputs.md
 
 
@@ -30,7 +30,9 @@ class ClipOutcome:
 
     Attributes:
         clip: the clip's path relative to the clips folder, POSIX style.
-        status: "ok", "failed" or "skipped" (complete from an earlier run; its values are that run's).
+        status: "ok"; "no_face" (track-video found no face in the clip) or "no_pose" (it found one but kept no
+            pose: :data:`pipelines.track_video.STATUSES`); "failed"; or "skipped" (complete from an earlier run;
+            its values are that run's).
         frames: decoded frames.
         detection_rate: fraction of the frames with a pose, in [0, 1].
         fps: processing speed of the clip's track-video run [frames/s of wall time].
@@ -40,8 +42,8 @@ class ClipOutcome:
         intrinsics: where K came from: "sidecar" (``<clip>.K.json``), "batch" (``--intrinsics``) or
             "default" (track-video's default field of view).
         output: the clip's output folder relative to the batch's output folder.
-        message: failed: the one-line reason; ok: track-video's notes and warnings (decode errors, several
-            faces, K scaled), joined with " | ".
+        message: failed: the one-line reason; otherwise track-video's notes and warnings (no face found, decode
+            errors, several faces, K scaled), joined with " | ".
         detail: the traceback of an unexpected exception (goes to ``errors.log``), else "". Not in the CSV.
     """
 
@@ -86,9 +88,11 @@ def read_summary_csv(path: str | Path) -> pd.DataFrame:
 
 def plot_summary(path: str | Path, outcomes: list[ClipOutcome]) -> None:
     """``summary.png``, one row per clip: detection rate [%], jitter of tz [mm] and of yaw [deg] (filtered
-    bars in front of the raw ones in grey); failed clips are labelled "failed" in red. Written atomically."""
+    bars in front of the raw ones in grey); failed clips are labelled "failed" in red, clips without a face or
+    a pose "no face" / "no pose" in orange. Written atomically."""
     names = [o.clip for o in outcomes]
-    failed = [o.status == "failed" for o in outcomes]
+    marks = {k: (o.status.replace("_", " "), "C3" if o.status == "failed" else "C1") for k, o in enumerate(outcomes)
+             if o.status in ("failed", "no_face", "no_pose")}
     rows = list(range(len(outcomes)))
     fig = Figure(figsize=(13, 1.6 + 0.28 * max(len(outcomes), 1)), layout="constrained")
     axes = fig.subplots(1, 3, sharey=True)
@@ -102,19 +106,20 @@ def plot_summary(path: str | Path, outcomes: list[ClipOutcome]) -> None:
             ax.barh(rows, [0.0 if math.isnan(v) else v for v in raw], height=0.8, color="0.8", label="raw")
         ax.barh(rows, [0.0 if math.isnan(v) else v for v in values], height=0.5, color="C0",
                 label=None if raw is None else "filtered")
-        for k in (k for k, bad in enumerate(failed) if bad):
-            ax.text(0, k, " failed", va="center", ha="left", color="C3", fontsize=8)
+        for k, (text, colour) in marks.items():
+            ax.text(0, k, f" {text}", va="center", ha="left", color=colour, fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
         if raw is not None:
             ax.legend(fontsize=8, loc="lower right")
     axes[0].set_yticks(rows, names, fontsize=8)
     axes[0].invert_yaxis()
-    for label, bad in zip(axes[0].get_yticklabels(), failed):
-        if bad:
-            label.set_color("C3")
+    for k, label in enumerate(axes[0].get_yticklabels()):
+        if k in marks:
+            label.set_color(marks[k][1])
     counts = Counter(o.status for o in outcomes)
-    fig.suptitle(f"{len(outcomes)} clips: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s]))
+    fig.suptitle(f"{len(outcomes)} clips: " + ", ".join(f"{counts[s]} {s.replace('_', ' ')}" for s in STATUSES
+                                                         if counts[s]))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
 

@@ -2,7 +2,8 @@
 killed with SIGKILL and run again, bad arguments, and the same batch on a Dask LocalCluster.
 
 Clips are tiny (160x120, 8 frames) and the checkpoint is the 2-step ``tiny_checkpoint``: poses are
-meaningless, every code path runs. The 20-clip batches are marked slow.
+meaningless and never kept (a clip with a face is "no_pose", one without "no_face"), every code path runs; one
+batch runs the shipped model for "ok" rows. The 20-clip batches are marked slow.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from hypothesis import strategies as st
 from batch_helpers import echo_or_crash
 from corpus import audio_only, reencode, truncate
 from perspnet.assets import pyfeat_file
+from perspnet.checkpoint import default_checkpoint_path
 from perspnet.intrinsics import default_intrinsics, save_intrinsics
 from perspnet.synth.clips import ClipConfig, write_clip
 from pipelines.batch import (DONE_MARKER, BatchArgumentError, BatchConfig, ClipJob, completed_outcome, find_clips, plan_jobs,
@@ -88,6 +90,20 @@ def test_find_clips_by_extension_any_case_skipping_hidden_and_the_output(tmp_pat
     (clips / "folder.mp4").mkdir()
     found = find_clips(clips, exclude=clips / "out")
     assert [p.relative_to(clips).as_posix() for p in found] == sorted(names)
+
+
+def test_find_clips_follows_symlinked_folders_once(tmp_path):
+    clips, elsewhere = tmp_path / "clips", tmp_path / "elsewhere"
+    for name in ("clips/a.mp4", "clips/real/b.mp4", "elsewhere/c.mp4", "elsewhere/deep/d.mkv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    (clips / "again").symlink_to(clips / "real")  # a second way to a folder: found by its real path only
+    (clips / "linked").symlink_to(elsewhere)  # a folder kept elsewhere
+    (clips / "real" / "loop").symlink_to(clips)  # a loop back up
+    (elsewhere / "deep" / "up").symlink_to(elsewhere)  # a loop inside the linked folder
+    (clips / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")  # its clip is missing: a failed row says so
+    found = [p.relative_to(clips).as_posix() for p in find_clips(clips)]
+    assert found == ["a.mp4", "gone.mp4", "linked/c.mp4", "linked/deep/d.mkv", "real/b.mp4"]
 
 
 def test_plan_jobs_sidecar_intrinsics_and_output_folders(tmp_path):
@@ -266,7 +282,7 @@ def test_mixed_batch_statuses_and_resume(sources, tiny_checkpoint, tmp_path):
     config = BatchConfig(clips_dir=clips, out_dir=out, intrinsics=sources["synthetic"][1][1], workers=2,
                          checkpoint=tiny_checkpoint, device="cpu")
     first = run_batch(config)
-    assert [o.status for o in first.outcomes] == ["failed", "failed", "ok", "ok", "ok"]
+    assert [o.status for o in first.outcomes] == ["failed", "failed", "no_pose", "no_pose", "no_face"]
     assert [o.clip for o in first.outcomes] == ["bad/k.mp4", "bad/notes.mp4", "good/a.mp4", "good/b.MOV",
                                                 "no_face.mp4"]
     by_clip = {o.clip: o for o in first.outcomes}
@@ -275,7 +291,8 @@ def test_mixed_batch_statuses_and_resume(sources, tiny_checkpoint, tmp_path):
     assert [by_clip[c].intrinsics for c in ("good/a.mp4", "good/b.MOV", "no_face.mp4")] == ["sidecar", "batch",
                                                                                            "sidecar"]
     assert by_clip["no_face.mp4"].frames == 8 and by_clip["no_face.mp4"].detection_rate == 0.0
-    assert all(o.frames == 8 and o.fps > 0 for o in first.outcomes if o.status == "ok")
+    assert all(o.frames == 8 and o.fps > 0 for o in first.outcomes if o.status != "failed")
+    assert by_clip["no_face.mp4"].message.startswith("warning: no face found in any of the 8 frames")
     assert not (out / "bad").exists()  # failed clips publish nothing
     assert _statuses(out) == {o.clip: o.status for o in first.outcomes}
     assert (out / "summary.png").stat().st_size > 1000 and first.errors_log is None
@@ -284,7 +301,7 @@ def test_mixed_batch_statuses_and_resume(sources, tiny_checkpoint, tmp_path):
     (clips / "bad" / "k.K.json").write_text(json.dumps({"fx": 150, "fy": 150, "cx": 79.5, "cy": 59.5,
                                                         "width": 160, "height": 120}))
     second = run_batch(config)
-    assert [o.status for o in second.outcomes] == ["ok", "failed", "skipped", "skipped", "skipped"]
+    assert [o.status for o in second.outcomes] == ["no_pose", "failed", "skipped", "skipped", "skipped"]
     for clip in ("good/a.mp4", "good/b.MOV", "no_face.mp4"):  # skipped rows keep the first run's values
         again = {o.clip: o for o in second.outcomes}[clip]
         assert (again.frames, again.fps, again.output) == (by_clip[clip].frames, by_clip[clip].fps,
@@ -292,6 +309,48 @@ def test_mixed_batch_statuses_and_resume(sources, tiny_checkpoint, tmp_path):
     _assert_clean(out)
     assert completed_outcome(ClipJob("good/a.mp4", clips / "good" / "a.mp4", out / "good" / "a",
                                      clips / "good" / "a.K.json", "sidecar", None, "cpu")).status == "skipped"
+
+
+def test_outputs_follow_a_name_collision_that_comes_and_goes(sources, tiny_checkpoint, tmp_path):
+    """a/x.mp4 alone writes a/x/; with a/x.mov beside it a/x_mp4/; alone again a/x/: its outputs move along,
+    no copy is left behind and it is not tracked again."""
+    clips, out = tmp_path / "clips", tmp_path / "out"
+    _add(clips, "a/x.mp4", *sources["synthetic"][0])
+    _add(clips, "a/x/inner.mp4", *sources["synthetic"][1])  # a clip whose folder lies inside a/x/
+    config = BatchConfig(clips_dir=clips, out_dir=out, workers=1, checkpoint=tiny_checkpoint, device="cpu")
+    assert {o.clip: o.output for o in run_batch(config).outcomes} == {"a/x.mp4": "a/x", "a/x/inner.mp4": "a/x/inner"}
+    files = {p.name: p.read_bytes() for p in (out / "a" / "x").iterdir() if p.is_file()}
+    _add(clips, "a/x.mov", sources["synthetic"][2][0])
+    second = {o.clip: o for o in run_batch(config).outcomes}
+    assert {c: (o.status, o.output) for c, o in second.items()} == {
+        "a/x.mov": ("no_pose", "a/x_mov"), "a/x.mp4": ("skipped", "a/x_mp4"), "a/x/inner.mp4": ("skipped", "a/x/inner")}
+    assert {p.name: p.read_bytes() for p in (out / "a" / "x_mp4").iterdir()} == files
+    assert sorted(p.name for p in (out / "a" / "x").iterdir()) == ["inner"]  # only the other clip's folder
+    (clips / "a" / "x.mov").unlink()
+    third = {o.clip: (o.status, o.output) for o in run_batch(config).outcomes}
+    assert third == {"a/x.mp4": ("skipped", "a/x"), "a/x/inner.mp4": ("skipped", "a/x/inner")}
+    assert not (out / "a" / "x_mp4").exists() and (out / "a" / "x" / "inner" / DONE_MARKER).is_file()
+    assert {p.name: p.read_bytes() for p in (out / "a" / "x").iterdir() if p.is_file()} == files
+    assert _statuses(out) == {c: s for c, (s, _) in third.items()}
+    _assert_clean(out)
+
+
+@pytest.mark.skipif(not default_checkpoint_path().is_file(), reason="needs the shipped checkpoint")
+def test_clips_without_a_face_or_a_pose_are_counted_apart(sources, tmp_path, capsys):
+    """With the shipped model: a real face is "ok"; no face, and a single frame (below --min-run-frames), are
+    "no_face" and "no_pose", named so in the printed line and summary.png, and write no identity."""
+    clips, out = tmp_path / "clips", tmp_path / "out"
+    reencode(pyfeat_file("single_face.mp4"), clips.mkdir() or clips / "man.mp4", frames=8, width=320)
+    reencode(pyfeat_file("single_face.mp4"), clips / "one_frame.mp4", frames=1, width=320)
+    _add(clips, "no_face.mp4", *sources["no_face"])
+    assert batch_main([str(clips), "--out", str(out), "--workers", "2", "--device", "cpu", "--quiet"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    assert printed.startswith("3 clips: 1 ok, 1 no face, 1 no pose, 0 skipped, 0 failed; "), printed
+    rows = read_summary_csv(out / "summary.csv").set_index("clip")
+    assert rows["status"].to_dict() == {"man.mp4": "ok", "no_face.mp4": "no_face", "one_frame.mp4": "no_pose"}
+    assert "fewer than --min-run-frames 3" in rows.loc["one_frame.mp4", "message"]
+    assert not list(out.glob("no_face/identity*")) and not list(out.glob("one_frame/identity*"))
+    assert (out / "man" / "identity.obj").is_file()
 
 
 def _children(pid: int) -> list[int]:
@@ -360,7 +419,7 @@ def test_batch_killed_with_sigkill_resumes_without_loss_or_duplicates(sources, t
     statuses = _statuses(out)
     assert sorted(statuses) == names
     assert {c for c, s in statuses.items() if s == "skipped"} == {f"{n}.mp4" for n in done_before}
-    assert set(statuses.values()) <= {"ok", "skipped"}
+    assert set(statuses.values()) <= {"no_pose", "skipped"}
     assert len(list(out.rglob(DONE_MARKER))) == len(names)
     _assert_clean(out)
 
@@ -380,10 +439,10 @@ def test_dask_batch(sources, tiny_checkpoint, dask_scheduler, tmp_path):
     (clips / "empty.mp4").write_bytes(b"")
     result = run_batch(BatchConfig(clips_dir=clips, out_dir=out, executor="dask", scheduler=dask_scheduler,
                                    checkpoint=tiny_checkpoint, device="cpu"))
-    assert {o.clip: o.status for o in result.outcomes} == {"empty.mp4": "failed", "good.mp4": "ok",
-                                                           "no_face.mkv": "ok"}
+    assert {o.clip: o.status for o in result.outcomes} == {"empty.mp4": "failed", "good.mp4": "no_pose",
+                                                           "no_face.mkv": "no_face"}
     assert result.outcomes[0].message == f"{clips / 'empty.mp4'}: file is empty (0 bytes)"
-    assert _statuses(out) == {"empty.mp4": "failed", "good.mp4": "ok", "no_face.mkv": "ok"}
+    assert _statuses(out) == {"empty.mp4": "failed", "good.mp4": "no_pose", "no_face.mkv": "no_face"}
     _assert_clean(out)
 
 
@@ -399,15 +458,15 @@ def twenty_clips(sources, tmp_path_factory):
         video, k_json = sources["synthetic"][k % 5]
         name = f"synthetic/s{k:02d}.mp4"
         _add(clips, name, video, k_json if k < 5 else None)
-        expected[name] = "ok"
+        expected[name] = "no_pose"
     single = pyfeat_file("single_face.mp4")
     (clips / "real").mkdir()
     for k in range(3):
         reencode(single, clips / f"real/man{k}.mp4", frames=8, width=160, start=8 * k)
-        expected[f"real/man{k}.mp4"] = "ok"
+        expected[f"real/man{k}.mp4"] = "no_pose"
     for k in range(2):
         _add(clips, f"no_face/n{k}.m4v", *sources["no_face"])
-        expected[f"no_face/n{k}.m4v"] = "ok"
+        expected[f"no_face/n{k}.m4v"] = "no_face"
     (clips / "broken").mkdir()
     (clips / "broken" / "text.mp4").write_text("not a video\n")
     (clips / "broken" / "empty.webm").write_bytes(b"")
@@ -430,7 +489,7 @@ def test_twenty_clips_local_then_skip_then_force(twenty_clips, tiny_checkpoint, 
     assert batch_main(argv) == 1
     assert _statuses(tmp_path / "out") == expected
     assert batch_main(argv) == 1
-    assert _statuses(tmp_path / "out") == {c: "skipped" if s == "ok" else s for c, s in expected.items()}
+    assert _statuses(tmp_path / "out") == {c: "failed" if s == "failed" else "skipped" for c, s in expected.items()}
     assert batch_main([*argv, "--force"]) == 1
     assert _statuses(tmp_path / "out") == expected
     _assert_clean(tmp_path / "out")
@@ -460,5 +519,5 @@ def test_interrupted_batch_exits_cleanly_and_resumes(signum, code, sources, tiny
     assert not _survivors(workers, 5)
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name]  # the workers cleaned up as they stopped
     assert batch_main(argv) == 0
-    assert set(_statuses(out).values()) <= {"ok", "skipped"} and len(_statuses(out)) == 5
+    assert set(_statuses(out).values()) <= {"no_pose", "skipped"} and len(_statuses(out)) == 5
     _assert_clean(out)
