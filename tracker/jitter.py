@@ -45,9 +45,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
-from scipy.signal import savgol_filter
+
+if TYPE_CHECKING:  # pandas and scipy.signal load where used: track-video imports this module for its constants
+    import pandas as pd
 
 from baseio.schema import AXIS_UNITS, GT_CSV
 from perspnet.conventions import MM_PER_M, euler_deg_from_matrix, matrix_from_quat_wxyz, rotation_angle_deg
@@ -145,6 +148,8 @@ class RunMetrics:
 
 
 def _read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
+    import pandas as pd
+
     p = Path(path)
     if not p.is_file():
         raise JitterInputError(f"{p}: no such file")
@@ -157,6 +162,8 @@ def _read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 def _numeric(df: pd.DataFrame, column: str, path: Path, allow_empty: np.ndarray | None) -> np.ndarray:
     """Column as float64; non-numbers are an error, empty cells only where ``allow_empty``."""
+    import pandas as pd
+
     raw = df[column]
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
     bad = np.isnan(values) & raw.notna().to_numpy()
@@ -237,6 +244,8 @@ def load_pose_runs(path: str | os.PathLike[str], label: str, filtered: bool | No
     df = _read_csv(p)
     _require(df, POSE_COLUMNS, p)
     if "face_id" in df.columns:
+        import pandas as pd
+
         ids = pd.to_numeric(df["face_id"], errors="coerce")
         faces = sorted(int(k) for k in ids.dropna().unique())
         if len(faces) > 1:
@@ -308,6 +317,8 @@ def savgol_residual_rms(series: PoseSeries, window: int = SAVGOL_WINDOW, order: 
         raise ValueError(f"Savitzky-Golay window must be odd and > order, got window={window}, order={order}")
     if series.frame.size == 0:
         return {a: math.nan for a in AXES}
+    from scipy.signal import savgol_filter
+
     grid = _on_frame_grid(series)
     residuals = []
     for start, stop in contiguous_runs(np.all(np.isfinite(grid), axis=1)):
@@ -370,6 +381,8 @@ class Oversmoothing:
 
 def _highpass(x: np.ndarray, window: int, order: int) -> np.ndarray:
     """``x (F, 6) - savgol(x)`` along frames (differences between tracks: small, no angle wraps)."""
+    from scipy.signal import savgol_filter
+
     return x - savgol_filter(x, window, order, axis=0, mode="interp")
 
 
