@@ -72,5 +72,8 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: str | torch.d
     except (KeyError, ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0][:200]
         raise CheckpointError(f"{path}: checkpoint does not match its architecture ({first})") from None
-    crop = CropConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in payload["crop"].items()})
+    try:
+        crop = CropConfig.from_dict(payload["crop"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: unusable crop settings ({str(e).splitlines()[0][:200]})") from None
     return model.to(device).eval(), topology, crop, payload

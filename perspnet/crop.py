@@ -7,48 +7,49 @@ pixels, pixel centres at integers on both sides).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import cv2
 import numpy as np
 
+from perspnet.validate import ANY, check_range, check_tuple, drop_removed
+
 __all__ = ["CropConfig", "box_from_points", "crop_affine", "turn_crop_affine", "area_shrink_factor", "warp_crop"]
+
 
 @dataclass(frozen=True)
 class CropConfig:
-    """How the face crop is taken. ``margin``: crop side / face box side. Jitter applies in training only:
-    centre shift as a fraction of the box side, log-uniform scale factor range.
+    """How the face crop is taken.
 
-    ``off_centre_prob``: in training, the share of crops whose centre is moved ``off_centre_shift`` (a
-    range, fractions of the box side, in a random direction) off the face, so that part of the face leaves
-    the crop and background fills the rest. Centred crops never show a crop with little face in it, and the
-    tracker's crops after a fast move or a lost face do: the segmentation must say "no face" there
-    (the tracker re-detects when its mask shrinks). A crop keeps at least ``min_face_frac`` of its pixels
-    on the face (else the shift is drawn again, then dropped).
-
-    ``shading_gradient``: in training, each crop is multiplied by a linear brightness ramp ``1 + g d . p``
-    (``p`` the pixel in [-1, 1]^2 crop coordinates, ``d`` a random unit direction, ``g`` uniform in
-    ``[0, shading_gradient]``): a face texture carries the lighting of the photograph it came from, and a
-    ramp over the crop moves the shipped model's pitch on held-out faces by about 0.6 degrees at g = 0.3,
-    so the network should not read pose from it. 0: off.
-
-    ``turn_jitter_deg``: in training, each crop is turned about its centre by an angle uniform in
-    ``[-turn_jitter_deg, turn_jitter_deg]`` (:func:`turn_crop_affine`); the canonical targets do not change
-    and the pixels' correspondences follow the crop. The renders' faces roll little (sd 10 degrees) and
-    their light comes from above in the camera frame on average, so without it the network may read roll
-    from cues that turn with the crop. 0: off."""
+    Attributes:
+        margin: crop side / face box side.
+        shift_jitter: in training, the crop centre moves up to this fraction of the box side along each axis.
+        scale_jitter: in training, the crop side is scaled by a log-uniform factor in this range.
+    """
 
     margin: float = 1.5
     shift_jitter: float = 0.1
     scale_jitter: tuple[float, float] = (0.9, 1.12)
-    off_centre_prob: float = 0.0
-    off_centre_shift: tuple[float, float] = (0.4, 0.9)
-    min_face_frac: float = 0.03
-    shading_gradient: float = 0.0
-    turn_jitter_deg: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.turn_jitter_deg <= 180.0:
-            raise ValueError(f"turn_jitter_deg must be in [0, 180], got {self.turn_jitter_deg}")
+        check_range("margin", self.margin, 0.0, lo_open=True)
+        check_range("shift_jitter", self.shift_jitter, 0.0)
+        lo, hi = check_tuple("scale_jitter", self.scale_jitter, length=2)
+        check_range("scale_jitter[0]", lo, 0.0, lo_open=True)
+        check_range("scale_jitter[1]", hi, lo)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CropConfig:
+        """A config as a checkpoint stores it (``dataclasses.asdict``; lists for tuples). Keys of removed
+        training options are dropped when they are off (:func:`perspnet.validate.drop_removed`)."""
+        kept = drop_removed("CropConfig", data, REMOVED_CROP_KEYS)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in kept.items()})
+
+
+# Removed training-crop options as older checkpoints store them, with the value meaning "off" (their record:
+# "Removed options" in docs/experiments.md); the shift range and face fraction only acted with off-centre crops.
+REMOVED_CROP_KEYS = {"off_centre_prob": 0.0, "off_centre_shift": ANY, "min_face_frac": ANY,
+                     "shading_gradient": 0.0, "turn_jitter_deg": 0.0}
 
 
 def box_from_points(points_px: np.ndarray) -> np.ndarray:
@@ -97,9 +98,19 @@ def warp_crop(image_rgb: np.ndarray, A: np.ndarray, size: int) -> np.ndarray:
     k = area_shrink_factor(float(np.hypot(A[0, 0], A[1, 0])))
     if k > 1:  # pre-shrink to limit aliasing (whole k x k blocks: a partial last one would stretch the rest), then warp
         h, w = image_rgb.shape[0] // k, image_rgb.shape[1] // k
-        small = cv2.resize(image_rgb[: h * k, : w * k], (w, h), interpolation=cv2.INTER_AREA)
+        # Only the blocks under the crop (and their bilinear neighbours) are shrunk: each block is averaged on
+        # its own, so they are the same as in the whole shrunk image, and a face is a small part of a frame.
+        corners = np.array([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], float)
+        A_inv = np.linalg.inv(np.vstack([A, [0, 0, 1]]))
+        full = corners @ A_inv[:2, :2].T + A_inv[:2, 2]
+        small_xy = (full - (k - 1) / 2) / k  # small pixel i's centre is at full-res (i + 0.5) * k - 0.5
+        x0, y0 = np.clip(np.floor(small_xy.min(0)).astype(int) - 1, 0, [w, h])
+        x1, y1 = np.clip(np.ceil(small_xy.max(0)).astype(int) + 2, 0, [w, h])
+        if x1 <= x0 or y1 <= y0:  # the crop lies outside the image
+            return np.zeros((size, size, 3), np.uint8)
+        small = cv2.resize(image_rgb[y0 * k: y1 * k, x0 * k: x1 * k], (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
         S = np.diag([k, k, 1.0])
-        S[:2, 2] = (k - 1) / 2  # small pixel i's centre is at full-res (i + 0.5) * k - 0.5
+        S[:2, 2] = (k - 1) / 2 + k * np.array([x0, y0])  # pixel i of the shrunk part: block x0 + i of the image
         A = np.vstack([A, [0, 0, 1]]) @ S
         A, image_rgb = A[:2], small
     return cv2.warpAffine(image_rgb, A, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)

@@ -1,7 +1,6 @@
 """Training loop for PerspNet: progress bar, periodic checkpoints, resume, fixed seeds, loss log and curves."""
 from __future__ import annotations
 
-import copy
 import csv
 import dataclasses
 import math
@@ -20,61 +19,49 @@ from perspnet.datasets.record import FaceRecord
 from perspnet.inference import pick_device
 from perspnet.network import config as presets
 from perspnet.network.losses import LossTargets, perspnet_loss
-from perspnet.datasets.mirror import mirror_record, mirror_vertex_map
 from perspnet.network.model import PerspNet
 from perspnet.crop import CropConfig
-from perspnet.training_data import MAX_DECODE_REDUCTION, TargetBuilder, collate
+from perspnet.training_data import TargetBuilder, collate
+from perspnet.validate import check_choice, check_device, check_int, check_range
 
-__all__ = ["TrainConfig", "RecordDataset", "dataset_mirror_map", "bf16_supported", "WeightAverage", "scheduled_batches", "train", "plot_curves"]
+__all__ = ["TrainConfig", "RecordDataset", "bf16_supported", "scheduled_batches", "train", "plot_curves"]
+
+PRESETS = ("lite", "paper")
 
 LOG_FIELDS = TRAIN_LOG_CSV.names  # documented in docs/outputs.md
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """A training run. ``preset``: ``"lite"`` or ``"paper"`` (perspnet.network.config).
+    """A training run (the options of ``perspnet-train``).
 
-    ``bf16``: run the network's forward pass under bfloat16 autocast (weights, optimizer and losses stay
-    float32). On a CPU with native bfloat16 (AVX512-BF16, AMX) a lite step takes 0.29-0.32 s against 0.41 s
-    (2-core EPYC, data loading included; the network alone runs twice as fast); elsewhere
-    it is emulated and slower, so it is refused there (see :func:`bf16_supported`).
-
-    ``flip_prob``: probability of training on an example's left-right mirror image
-    (:mod:`perspnet.datasets.mirror`): a mirrored face is another plausible face, so the network sees
-    twice as many identities.
-
-    ``off_centre_prob``: share of crops moved partly off the face (:class:`perspnet.training_data.CropConfig`).
-
-    ``shading_gradient``: largest strength of the brightness ramp over training crops (``CropConfig``).
-
-    ``turn_jitter_deg``: largest turn of training crops about their centre, degrees (``CropConfig``).
-
-    ``points``: ``m``, pixels per crop paired with the mesh (rows of ``M``) when training and, since the
-    checkpoint carries it, at test time; ``None`` keeps the preset's (lite 256, paper 1024).
-
-    ``dropout``: channel-dropout probability in both decoders; ``None`` keeps the preset's (0.15).
-    ``uv_dropout``: the same in the UV-map decoder alone, overriding ``dropout`` there; ``None``: as ``dropout``.
-
-    ``image_stride``: stride of the 2D image features, 1 (the paper's) or 2 (the image decoder's full-resolution
-    layer left out; :class:`perspnet.network.config.ModelConfig`); ``feat_dim``: channels of the 2D image and UV
-    features. ``None`` keeps the preset's.
-
-    ``rot_weight``: weight of ``L_rot``, the rigid rotation in the error of ``X_corr``
-    (:mod:`perspnet.network.losses`); ``None`` keeps the preset's (0, the paper's loss).
-
-    ``weight_decay``: AdamW's decoupled weight decay, applied to every parameter. A resumed run keeps the
-    value its optimizer state was saved with.
-
-    ``cache_gb``: memory for decoded training records kept between epochs (:class:`RecordDataset`); 0: none.
-
-    ``ema``: decay of an exponential moving average of the weights (and batch-norm statistics) kept beside
-    the trained ones (:class:`WeightAverage`); ``final.pt`` then holds the average and ``final_raw.pt`` the
-    last step's weights. 0 keeps no average.
-
-    ``init``: a checkpoint whose weights the network starts from (fine-tuning, e.g. the shipped model on real
-    ARKitFace data); the optimizer, learning-rate schedule and step count start afresh. Its architecture must
-    match the one these settings build (preset, ``points``) and its topology the data's. Ignored when
-    resuming from ``out/last.pt``."""
+    Attributes:
+        data: ARKitFace-layout folder with ``index.csv``.
+        out: run folder: ``last.pt`` (resume point), ``final.pt``, ``train_log.csv``, ``training_curves.png``.
+        preset: ``"lite"`` or ``"paper"`` (:mod:`perspnet.network.config`).
+        iterations: optimizer steps.
+        batch_size: training examples per step.
+        lr: peak learning rate (linear warm-up over ``warmup`` steps, then cosine decay to 2% of it).
+        weight_decay: AdamW's decoupled weight decay, applied to every parameter. A resumed run keeps the
+            value its optimizer state was saved with.
+        warmup: warm-up steps.
+        seed: seeds the initial weights, the data order and the augmentation.
+        ckpt_every: steps between writes of ``out/last.pt``.
+        log_every: steps averaged per row of ``train_log.csv``.
+        workers: data-loading processes (0: in the main process).
+        threads: torch CPU threads.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        bf16: run the network's forward pass under bfloat16 autocast (weights, optimizer and losses stay
+            float32). Only where the device runs bfloat16 natively (:func:`bf16_supported`): emulated, it is
+            slower than float32, so it is refused there.
+        dropout: channel-dropout probability in both decoders; ``None`` keeps the preset's.
+        uv_dropout: the same in the UV-map decoder alone, overriding ``dropout`` there; ``None``: as ``dropout``.
+        cache_gb: memory for decoded training records kept between epochs (:class:`RecordDataset`); 0: none.
+        init: a checkpoint whose weights the network starts from (fine-tuning, e.g. the shipped model on real
+            ARKitFace data); the optimizer, learning-rate schedule and step count start afresh. Its
+            architecture must match the preset's and its topology the data's. Ignored when resuming from
+            ``out/last.pt``.
+    """
 
     data: Path
     out: Path
@@ -91,70 +78,41 @@ class TrainConfig:
     threads: int = 2
     device: str = "cpu"
     bf16: bool = False
-    flip_prob: float = 0.0
-    off_centre_prob: float = 0.0
-    shading_gradient: float = 0.0
-    turn_jitter_deg: float = 0.0
-    points: int | None = None
     dropout: float | None = None
     uv_dropout: float | None = None
-    image_stride: int | None = None
-    feat_dim: int | None = None
-    rot_weight: float | None = None
     cache_gb: float = 0.0
-    ema: float = 0.0
     init: Path | None = None
 
-
-class WeightAverage:
-    """Exponential moving average of a model's state (parameters and float buffers; integer buffers are
-    copied). The decay ramps up as ``min(decay, (1 + k) / (10 + k))`` over the first updates ``k``, so the
-    average does not hold on to the random initialisation."""
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"ema decay must be in (0, 1), got {decay}")
-        self.decay = decay
-        self.updates = 0
-        self.model = copy.deepcopy(model).requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        mine, theirs = self.model.state_dict(), model.state_dict()
-        floats = [k for k, v in mine.items() if v.is_floating_point()]
-        torch._foreach_lerp_([mine[k] for k in floats], [theirs[k] for k in floats], 1.0 - d)
-        for k, v in mine.items():
-            if not v.is_floating_point():
-                v.copy_(theirs[k])
-        self.updates += 1
-
-    def state_dict(self) -> dict:
-        return {"weights": self.model.state_dict(), "updates": self.updates}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["weights"])
-        self.updates = int(state["updates"])
+    def __post_init__(self) -> None:
+        for name in ("data", "out", "init"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
+        check_choice("preset", self.preset, PRESETS)
+        for name in ("iterations", "batch_size", "ckpt_every", "log_every", "threads"):
+            check_int(name, getattr(self, name), 1)
+        for name in ("warmup", "workers", "seed"):
+            check_int(name, getattr(self, name), 0)
+        check_range("lr", self.lr, 0.0, lo_open=True)
+        check_range("weight_decay", self.weight_decay, 0.0)
+        check_range("cache_gb", self.cache_gb, 0.0)
+        check_device("device", self.device)
+        for name in ("dropout", "uv_dropout"):
+            if getattr(self, name) is not None:
+                check_range(name, getattr(self, name), 0.0, 1.0, hi_open=True)
 
 
 class RecordDataset(torch.utils.data.Dataset):
     """Records of an ARKitFace-layout folder turned into training examples with online augmentation."""
 
     def __init__(self, records: ArkitLayoutDataset, builder: TargetBuilder, augment: bool = True,
-                 flip_prob: float = 0.0, mirror: np.ndarray | None = None, cache_gb: float = 0.0):
-        """``mirror``: ``(n,)`` vertex twins (:func:`mirror_vertex_map`), needed when ``flip_prob > 0``.
-        ``cache_gb``: keep decoded records, trimmed to what their crops can read
+                 cache_gb: float = 0.0):
+        """``cache_gb``: keep decoded records, trimmed to what their crops can read
         (:meth:`TargetBuilder.trim`), until they fill this many GB, so later epochs skip reading and
         decoding them; each data-loading process keeps its own."""
-        if flip_prob > 0 and mirror is None:
-            raise ValueError("flip_prob > 0 needs the mesh's vertex twins (mirror)")
-        if cache_gb < 0:
-            raise ValueError(f"cache_gb must be >= 0, got {cache_gb}")
+        check_range("cache_gb", cache_gb, 0.0)
         self.records = records
         self.builder = builder
         self.augment = augment
-        self.flip_prob = flip_prob
-        self.mirror = mirror
         self.cache_bytes = cache_gb * 1e9
         self.cache: dict[int, FaceRecord] = {}
         self.cached_bytes = 0
@@ -168,8 +126,8 @@ class RecordDataset(torch.utils.data.Dataset):
         record = self.cache.get(i)
         if record is None:
             record = self._load(i)
-        if rng is not None and rng.random() < self.flip_prob:
-            record = mirror_record(record, self.mirror)
+        if rng is not None:
+            rng.random()  # one draw per example, unused, so that a seed still gives the shipped checkpoints' stream
         return self.builder(record, rng)
 
     def _load(self, i: int) -> FaceRecord:
@@ -181,14 +139,6 @@ class RecordDataset(torch.utils.data.Dataset):
                 self.cache[i] = record
                 self.cached_bytes += record.image_rgb.nbytes
         return record
-
-
-def dataset_mirror_map(records: ArkitLayoutDataset, n_template: int = 16) -> np.ndarray:
-    """``(n,)`` vertex twins of the dataset's mesh, from the mean mesh of ``n_template`` records spread over it."""
-    idx = np.linspace(0, len(records) - 1, min(n_template, len(records))).round().astype(int)
-    smallest = lambda K, verts: MAX_DECODE_REDUCTION  # noqa: E731  (only the meshes are used)
-    template = np.mean([records.load(i, smallest).verts_face_m for i in idx], axis=0)
-    return mirror_vertex_map(template, records.topology.triangles)
 
 
 def _targets(batch: dict[str, torch.Tensor], device) -> LossTargets:
@@ -251,13 +201,9 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     records = ArkitLayoutDataset(cfg.data)
     model_cfg = getattr(presets, cfg.preset)()
-    overrides = {"n_points": cfg.points, "dropout": cfg.dropout, "uv_dropout": cfg.uv_dropout,
-                 "image_stride": cfg.image_stride, "feat_dim": cfg.feat_dim}
+    overrides = {"dropout": cfg.dropout, "uv_dropout": cfg.uv_dropout}
     model_cfg = dataclasses.replace(model_cfg, **{k: v for k, v in overrides.items() if v is not None})
-    if cfg.rot_weight is not None:
-        model_cfg = dataclasses.replace(model_cfg, loss=dataclasses.replace(model_cfg.loss, rotation=cfg.rot_weight))
-    crop = CropConfig(off_centre_prob=cfg.off_centre_prob, shading_gradient=cfg.shading_gradient,
-                      turn_jitter_deg=cfg.turn_jitter_deg)
+    crop = CropConfig()
     builder = TargetBuilder(records.topology, model_cfg, crop)
     device = pick_device(cfg.device)
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed input sizes: let cuDNN pick its fastest kernels
@@ -266,17 +212,12 @@ def train(cfg: TrainConfig) -> Path:
                          "train without bf16")
     model = PerspNet(model_cfg, records.topology.uvs).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    average = WeightAverage(model, cfg.ema) if cfg.ema > 0 else None
     step = 0
     last = out / "last.pt"
     if last.exists():
         model_loaded, _, _, payload = load_checkpoint(last, device)
         model.load_state_dict(model_loaded.state_dict())
         opt.load_state_dict(payload["optimizer"])
-        if average is not None:
-            if "ema" not in payload:
-                raise ValueError(f"{last}: was trained without --ema, cannot resume it with an average")
-            average.load_state_dict(payload["ema"])
         step = int(payload["step"])
         torch.set_rng_state(payload["torch_rng"])
         print(f"resuming {last} at step {step}")
@@ -284,9 +225,8 @@ def train(cfg: TrainConfig) -> Path:
         _start_from(model, Path(cfg.init), records.topology)
     uv_weight = torch.from_numpy(builder.uv_weight)
     loader = torch.utils.data.DataLoader(
-        RecordDataset(records, builder, flip_prob=cfg.flip_prob,
-                      mirror=dataset_mirror_map(records) if cfg.flip_prob > 0 else None, cache_gb=cfg.cache_gb), batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-        num_workers=cfg.workers, collate_fn=collate, persistent_workers=cfg.workers > 0)
+        RecordDataset(records, builder, cache_gb=cfg.cache_gb), batch_size=cfg.batch_size, shuffle=True,
+        drop_last=True, num_workers=cfg.workers, collate_fn=collate, persistent_workers=cfg.workers > 0)
     log_path = out / "train_log.csv"
     new_log = not log_path.exists() or step == 0
     # a resumed run appends under its log's own header (a log begun before a column was added keeps its columns)
@@ -299,8 +239,7 @@ def train(cfg: TrainConfig) -> Path:
     if new_log:
         writer.writeheader()
     extra = lambda: {"optimizer": opt.state_dict(), "step": step, "torch_rng": torch.get_rng_state(),  # noqa: E731
-                     "train_config": {k: str(v) for k, v in dataclasses.asdict(cfg).items()},
-                     **({"ema": average.state_dict()} if average is not None else {})}
+                     "train_config": {k: str(v) for k, v in dataclasses.asdict(cfg).items()}}
     model.train()
     t0 = time.time()
     running: dict[str, float] = {}
@@ -316,8 +255,6 @@ def train(cfg: TrainConfig) -> Path:
             terms.total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
-            if average is not None:
-                average.update(model)
             step += 1
             for k, v in terms.as_floats().items():
                 running[k] = running.get(k, 0.0) + v
@@ -335,9 +272,6 @@ def train(cfg: TrainConfig) -> Path:
                 plot_curves(log_path, out / "training_curves.png")
     log_file.close()
     final = out / "final.pt"
-    if average is not None:
-        save_checkpoint(out / "final_raw.pt", model, records.topology, crop, {"step": step}, half=True)
-        model = average.model
     save_checkpoint(final, model, records.topology, crop, {"step": step}, half=True)
     plot_curves(log_path, out / "training_curves.png")
     return final

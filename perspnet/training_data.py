@@ -15,7 +15,7 @@ import torch
 from perspnet.conventions import project_points
 from perspnet.datasets.record import FaceRecord, FaceTopology
 from perspnet.network.config import COORD_SCALE, ModelConfig
-from perspnet.crop import CropConfig, area_shrink_factor, box_from_points, crop_affine, turn_crop_affine, warp_crop
+from perspnet.crop import CropConfig, area_shrink_factor, box_from_points, crop_affine, warp_crop
 from perspnet.raster import extend_raster, interpolate, rasterize, rasterize_uv
 
 MAX_DECODE_REDUCTION = 8  # the largest JPEG decode reduction OpenCV offers
@@ -23,12 +23,8 @@ MAX_DECODE_REDUCTION = 8  # the largest JPEG decode reduction OpenCV offers
 __all__ = ["TargetBuilder", "collate"]
 
 
-def _colour_jitter(rng: np.random.Generator, crop: np.ndarray, shading_gradient: float = 0.0) -> np.ndarray:
+def _colour_jitter(rng: np.random.Generator, crop: np.ndarray) -> np.ndarray:
     img = crop.astype(np.float32)
-    if shading_gradient > 0:  # brightness ramp across the crop (CropConfig.shading_gradient)
-        angle, g = rng.uniform(0, 2 * np.pi), rng.uniform(0, shading_gradient)
-        ramp = np.linspace(-1.0, 1.0, img.shape[0], dtype=np.float32)
-        img *= (1 + g * (np.cos(angle) * ramp[None, :] + np.sin(angle) * ramp[:, None]))[:, :, None]
     img = img * rng.uniform(0.7, 1.3) + rng.uniform(-25, 25)  # contrast/brightness
     grey = img.mean(axis=2, keepdims=True)
     img = grey + (img - grey) * rng.uniform(0.6, 1.4)  # saturation
@@ -67,13 +63,12 @@ class TargetBuilder:
         ``K (3, 3)`` and ``verts_cam_m (n, 3)`` (camera frame, metres) give the face box; the crop, at its
         largest scale jitter, is area-averaged by :func:`area_shrink_factor` before warping, and a JPEG
         decoded at ``1 / k`` (``cv2.IMREAD_REDUCED_COLOR_k``) has already averaged ``k x k`` blocks, so the
-        crop is the same while decoding costs a fraction (7.5 ms -> 2.8 ms for a 1280x720 frame at k = 2)."""
+        crop is the same while decoding costs a fraction (libjpeg skips the fine DCT coefficients)."""
         side = box_from_points(project_points(K, verts_cam_m))[2] * self.crop.margin * self.crop.scale_jitter[0]
         return min(area_shrink_factor(self.config.input_size / side), MAX_DECODE_REDUCTION)
 
     def trim(self, record: FaceRecord) -> FaceRecord:
-        """The record cut down to the pixels that any crop of it (every jitter, off-centre shift included)
-        can read, with ``K`` moved to match: the same examples from a fraction of the memory, so decoded
+        """The record cut down to the pixels that any crop of it (every jitter included) can read, with ``K`` moved to match: the same examples from a fraction of the memory, so decoded
         records can be kept between epochs (:class:`perspnet.train.RecordDataset`).
 
         The cut starts on a multiple of the largest area-averaging block :func:`warp_crop` can use for this
@@ -83,9 +78,7 @@ class TargetBuilder:
         face_box = box_from_points(project_points(record.K, record.verts_cam_m))
         side = face_box[2] * c.margin * c.scale_jitter[1]
         block = area_shrink_factor(self.config.input_size / side)
-        shift = c.shift_jitter + (c.off_centre_shift[1] if c.off_centre_prob > 0 else 0.0)  # per axis
-        half_side = side / 2 * (np.sqrt(2.0) if c.turn_jitter_deg > 0 else 1.0)  # a turned square's reach
-        reach = face_box[2] * shift + half_side + 2 * block + 1
+        reach = face_box[2] * c.shift_jitter + side / 2 + 2 * block + 1  # per axis
         w, h = record.image_size_wh
         x0, y0 = (max(int(np.floor((v - reach) / block)) * block, 0) for v in face_box[:2])
         x1, y1 = min(int(np.ceil(face_box[0] + reach)) + 1, w), min(int(np.ceil(face_box[1] + reach)) + 1, h)
@@ -107,21 +100,13 @@ class TargetBuilder:
         verts_cam = record.verts_cam_m
         px = project_points(record.K, verts_cam)
         face_box = box_from_points(px)
-        off_centre = rng is not None and self.crop.off_centre_prob > 0 and rng.random() < self.crop.off_centre_prob
-        turn = self.crop.turn_jitter_deg
-        turn_deg = rng.uniform(-turn, turn) if rng is not None and turn > 0 else 0.0
-        for attempt in range(3 if off_centre else 1):
-            box = self._jittered_box(face_box, rng, off_centre and attempt < 2)
-            A = crop_affine(box, size, self.crop.margin)
-            if turn_deg:  # (no turn leaves A as it was, to the bit)
-                A = turn_crop_affine(A, size, turn_deg)
-            crop_px = px @ A[:, :2].T + A[:, 2]
-            raster = rasterize(crop_px, verts_cam[:, 2], self.topology.triangles, size, size, cull_back=True)
-            if raster.mask.mean() >= self.crop.min_face_frac:
-                break
+        box = self._jittered_box(face_box, rng)
+        A = crop_affine(box, size, self.crop.margin)
+        crop_px = px @ A[:, :2].T + A[:, 2]
+        raster = rasterize(crop_px, verts_cam[:, 2], self.topology.triangles, size, size, cull_back=True)
         crop = warp_crop(record.image_rgb, A, size)
         if rng is not None:
-            crop = _colour_jitter(rng, crop, self.crop.shading_gradient)
+            crop = _colour_jitter(rng, crop)
         seg = raster.mask
         choose = self._choose(seg, rng)
         rows, cols = np.divmod(choose, size)
@@ -136,14 +121,12 @@ class TargetBuilder:
                 "box": box, "K": record.K, "R": record.R_cam_face, "t": record.t_cam_face,
                 "verts_face": record.verts_face_m}
 
-    def _jittered_box(self, face_box: np.ndarray, rng: np.random.Generator | None, off_centre: bool) -> np.ndarray:
-        """The crop's box ``(cx, cy, side)`` (pixels): the face box, jittered in training (class doc)."""
+    def _jittered_box(self, face_box: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        """The crop's box ``(cx, cy, side)`` (pixels): the face box, jittered in training
+        (:class:`perspnet.crop.CropConfig`)."""
         if rng is None:
             return face_box
         box = face_box + np.array([*rng.uniform(-1, 1, 2) * self.crop.shift_jitter * face_box[2], 0.0])
-        if off_centre:
-            angle = rng.uniform(0, 2 * np.pi)
-            box[:2] += np.array([np.cos(angle), np.sin(angle)]) * rng.uniform(*self.crop.off_centre_shift) * face_box[2]
         box[2] *= np.exp(rng.uniform(*np.log(self.crop.scale_jitter)))
         return box
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
-__all__ = ["check_range", "check_int", "check_choice", "check_device", "DEVICE_RULE"]
+__all__ = ["check_range", "check_int", "check_choice", "check_tuple", "check_device", "drop_removed", "ANY",
+           "DEVICE_RULE"]
 
 DEVICE_RULE = "auto, cpu, cuda or cuda:N"
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -76,9 +77,38 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     return value
 
 
+def check_tuple(name: str, value: Any, length: int | None = None, min_length: int = 0) -> tuple:
+    """A tuple of exactly ``length`` items (or at least ``min_length``). Returns it; check the items apart."""
+    rule = f"a tuple of {length} values" if length is not None else f"a tuple of at least {min_length} values"
+    if not isinstance(value, tuple) or (len(value) != length if length is not None else len(value) < min_length):
+        raise _fail(name, rule, value)
+    return value
+
+
 def check_device(name: str, value: Any) -> str:
     """A torch device name: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``. Whether
     CUDA is present is checked where the device is opened, not here (a config may be built on another host)."""
     if not (isinstance(value, str) and _DEVICE.fullmatch(value)):
         raise _fail(name, DEVICE_RULE, value)
     return value
+
+
+ANY = object()
+"""In :func:`drop_removed`: any stored value is accepted (a setting that only acted with a removed option on)."""
+
+
+def drop_removed(what: str, data: Mapping[str, Any], removed: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` (a config stored in a checkpoint) without the keys of options this version no longer has.
+
+    A removed key is dropped when it holds the value that the code now always uses (``removed[key]``, or
+    :data:`ANY`); any other value means the checkpoint was made with the option on, and cannot be rebuilt
+    here: ``ValueError`` naming the key (docs/experiments.md, "Removed options", names the last commit with it).
+    """
+    kept = dict(data)
+    for key, always in removed.items():
+        if key in kept:
+            value = kept.pop(key)
+            if always is not ANY and value != always:
+                raise _fail(f"{what}.{key}", f"{always!r} (the option was removed; see 'Removed options' in "
+                            "docs/experiments.md)", value)
+    return kept

@@ -1,8 +1,7 @@
 """``perspnet-train``: train PerspNet on an ARKitFace-layout folder (ours or the real dataset).
 
-Resumes from ``OUT/last.pt`` when it exists; writes ``OUT/final.pt`` (float16 weights; with ``--ema`` the
-weight average, and the last step's weights in ``OUT/final_raw.pt``), ``OUT/train_log.csv`` and
-``OUT/training_curves.png``.
+Resumes from ``OUT/last.pt`` when it exists; writes ``OUT/final.pt`` (float16 weights), ``OUT/train_log.csv``
+and ``OUT/training_curves.png``. The shipped recipe: ``scripts/train_lite.sh``.
 """
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from perspnet.train import TrainConfig, train
+from perspnet.train import PRESETS, TrainConfig, train
 from pipelines.cli import add_device, error, make_parser
 
 
@@ -20,7 +19,7 @@ PROG = "perspnet-train"
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig(data=Path("."), out=Path("."))
     ap = make_parser(PROG, __doc__)
-    ap.add_argument("--config", dest="preset", choices=("lite", "paper"), default=d.preset,
+    ap.add_argument("--config", dest="preset", choices=PRESETS, default=d.preset,
                     help="network preset (perspnet.network.config)")
     ap.add_argument("--data", type=Path, required=True, help="ARKitFace-layout folder with index.csv")
     ap.add_argument("--out", type=Path, required=True,
@@ -38,36 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_device(ap, d.device)
     ap.add_argument("--bf16", action="store_true",
                     help="bfloat16 autocast for the forward pass (needs native bf16: AVX512-BF16/AMX CPUs, CUDA)")
-    ap.add_argument("--flip-prob", type=float, default=d.flip_prob,
-                    help="probability of training on an example's left-right mirror image (default %(default)s)")
-    ap.add_argument("--off-centre-prob", type=float, default=d.off_centre_prob,
-                    help="share of training crops moved partly off the face (CropConfig; default %(default)s)")
-    ap.add_argument("--shading-gradient", type=float, default=d.shading_gradient, metavar="G",
-                    help="multiply training crops by a brightness ramp of random direction and strength up to G "
-                         "(CropConfig; default %(default)s: off)")
-    ap.add_argument("--turn-jitter", dest="turn_jitter_deg", type=float, default=d.turn_jitter_deg, metavar="DEG",
-                    help="turn each training crop about its centre by up to DEG degrees either way "
-                         "(CropConfig; default %(default)s: off)")
-    ap.add_argument("--points", type=int, default=d.points,
-                    help="m, pixels per crop paired with the mesh (default: the config's, lite 256, paper 1024)")
     ap.add_argument("--dropout", type=float, default=d.dropout, metavar="P",
-                    help="channel-dropout probability in both decoders (default: the config's, 0.15)")
+                    help="channel-dropout probability in both decoders (default: the preset's)")
     ap.add_argument("--uv-dropout", type=float, default=d.uv_dropout, metavar="P",
                     help="channel-dropout probability in the UV-map decoder alone (default: as --dropout)")
-    ap.add_argument("--image-stride", type=int, default=d.image_stride, choices=(1, 2),
-                    help="stride of the 2D image features: 1 (the paper's, full resolution) or 2 (the image "
-                         "decoder's last layer left out; faster) (default: the config's, 1)")
-    ap.add_argument("--feat-dim", type=int, default=d.feat_dim, metavar="C",
-                    help="channels of the 2D image and UV features (default: the config's, lite 16, paper 32)")
-    ap.add_argument("--rot-weight", type=float, default=d.rot_weight, metavar="W",
-                    help="weight of L_rot, the rigid rotation (radians) in the error of X_corr; not in the paper "
-                         "(default: the config's, 0)")
     ap.add_argument("--cache-gb", type=float, default=d.cache_gb, metavar="GB",
                     help="keep decoded training records (trimmed to their crops' reach) in memory up to GB between "
                          "epochs, per data-loading process (default: none)")
-    ap.add_argument("--ema", type=float, default=d.ema, metavar="DECAY",
-                    help="keep an exponential moving average of the weights (e.g. 0.999); final.pt holds it, "
-                         "final_raw.pt the last step's weights (default: no average)")
     ap.add_argument("--init", type=Path, default=d.init, metavar="CKPT",
                     help="start from this checkpoint's weights (fine-tuning; optimizer and schedule start afresh)")
     ap.add_argument("--direct", action="store_true",

@@ -3,7 +3,7 @@
 #   1. the training and test sets, drawn in parallel (the seeds of train_lite.sh);
 #   2. GPU timings: the shipped checkpoint's inference (network and PnP, batch 1 and 16) and both presets'
 #      network alone;
-#   3. two runs on the GPU, one after the other: the lite recipe with --image-stride 2 --feat-dim 32 (the
+#   3. two runs on the GPU, one after the other: the shipped lite recipe on the GPU (the
 #      shipped recipe's 22,000 steps, float32; stopped early if it would leave the next one too little time;
 #      LITE_ITERS=0 leaves it out), then the paper config (bfloat16, batch 32, as many steps as the budget
 #      leaves, sized from step 2's timing);
@@ -76,8 +76,8 @@ TRAIN_S=$(( BUDGET_S - EVAL_S - SECONDS ))
 log "training for ${TRAIN_S}s: lite ${LITE_ITERS} steps within $(( TRAIN_S - PAPER_MIN_S ))s, then paper"
 if [ "$LITE_ITERS" -gt 0 ]; then
     timeout "$(( TRAIN_S - PAPER_MIN_S ))" $PY -m pipelines.train_cli --config lite --data data/synth_train \
-        --out runs/gpu_lite_s2f32 --iterations "$LITE_ITERS" --batch-size 16 --lr 2e-3 --seed 0 --workers 8 \
-        --threads 1 --cache-gb 4 --dropout 0 --uv-dropout 0.15 --image-stride 2 --feat-dim 32 --device "$DEVICE" \
+        --out runs/gpu_lite --iterations "$LITE_ITERS" --batch-size 16 --lr 2e-3 --seed 0 --workers 8 \
+        --threads 1 --cache-gb 4 --dropout 0 --uv-dropout 0.15 --device "$DEVICE" \
         --ckpt-every 500 >"$RESULTS/train_lite.log" 2>&1
     log "lite run ended (rc $?)"
 fi
@@ -91,7 +91,7 @@ timeout "$PAPER_S" $PY -m pipelines.train_cli --config paper --data data/synth_t
     --dropout 0 --uv-dropout 0.15 --device "$DEVICE" "${BF16[@]}" --ckpt-every 250 >"$RESULTS/train_paper.log" 2>&1
 log "paper run ended (rc $?)"
 
-for run in gpu_lite_s2f32 gpu_paper; do
+for run in gpu_lite gpu_paper; do
     ckpt=runs/$run/final.pt; [ -f "$ckpt" ] || ckpt=runs/$run/last.pt
     [ -f "$ckpt" ] || { log "$run: no checkpoint"; continue; }
     log "$run: evaluating $ckpt"
@@ -101,10 +101,10 @@ for run in gpu_lite_s2f32 gpu_paper; do
         --json "$RESULTS/${run}_eval.json" >"$RESULTS/${run}_eval.txt" 2>&1
     tail -n 8 "$RESULTS/${run}_eval.txt"
 done
-[ -f runs/gpu_lite_s2f32/final.pt ] && cp runs/gpu_lite_s2f32/final.pt "$RESULTS/lite_s2f32_final.pt"
-# An unfinished lite run resumes anywhere from last.pt (perspnet-train ... --out runs/gpu_lite_s2f32): it comes
+[ -f runs/gpu_lite/final.pt ] && cp runs/gpu_lite/final.pt "$RESULTS/lite_final.pt"
+# An unfinished lite run resumes anywhere from last.pt (perspnet-train ... --out runs/gpu_lite): it comes
 # back in 15 MB parts (cat the parts together).
-[ -f runs/gpu_lite_s2f32/last.pt ] && [ ! -f runs/gpu_lite_s2f32/final.pt ] && split -b 15M runs/gpu_lite_s2f32/last.pt "$RESULTS/lite_s2f32_last.pt.part-"
+[ -f runs/gpu_lite/last.pt ] && [ ! -f runs/gpu_lite/final.pt ] && split -b 15M runs/gpu_lite/last.pt "$RESULTS/lite_last.pt.part-"
 [ -f runs/gpu_paper/final.pt ] && $PY scripts/bench_inference.py --data data/synth_test --device "$DEVICE" \
     --checkpoint runs/gpu_paper/final.pt --repeats 5 >"$RESULTS/bench_inference_paper.txt" 2>&1
 log "done"

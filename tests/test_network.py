@@ -93,13 +93,22 @@ class TestConfig:
     @pytest.mark.parametrize("change", [
         {"uv_size": 100}, {"input_size": 100}, {"n_points": 0}, {"n_points": 2.5}, {"decoder_dims": (1, 2)},
         {"assign_hidden": ()}, {"image_std": (1.0, 0.0, 1.0)}, {"dropout": 1.0}, {"uv_dropout": -0.1}, {"uv_dropout": "0"},
-        {"image_stride": 4}, {"image_stride": True},
         {"loss": {"seg": -1.0}},
         {"width_mult": "1"},
     ])
     def test_rejects_bad_values(self, change):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"^\S+ must be .*, got "):  # one message style (perspnet.validate)
             ModelConfig.from_dict({**paper().to_dict(), **change})
+
+    def test_settings_of_removed_options_load_only_when_off(self):
+        """Older checkpoints store ``image_stride`` and ``loss.rotation``: dropped at the one value this code
+        builds, an error naming the setting otherwise."""
+        old = {**paper().to_dict(), "image_stride": 1, "loss": {**paper().to_dict()["loss"], "rotation": 0.0}}
+        assert ModelConfig.from_dict(old) == paper()
+        with pytest.raises(ValueError, match=r"^ModelConfig.image_stride must be 1 \(the option was removed"):
+            ModelConfig.from_dict({**old, "image_stride": 2})
+        with pytest.raises(ValueError, match=r"^ModelConfig.loss.rotation must be 0.0 .*, got 0.5$"):
+            ModelConfig.from_dict({**old, "loss": {**old["loss"], "rotation": 0.5}})
 
     def test_normalize_images(self):
         cfg = paper()
@@ -143,22 +152,7 @@ class TestSamplePixelFeatures:
         choose = torch.tensor([[0, 9, 63], [7, 56, 27]])
         rows, cols = choose // 8, choose % 8
         expected = torch.stack([feats[b][:, rows[b], cols[b]] for b in range(2)])
-        assert torch.equal(sample_pixel_features(feats, choose, 8), expected)
-
-    def test_stride_two_interpolates_at_pixel_centres(self):
-        """A map linear in the crop's pixel coordinates is read back exactly away from the border."""
-        size, half = 16, 8
-        centres = (torch.arange(half, dtype=torch.float64) * 2 + 0.5)  # crop coordinate of each texel's centre
-        feats = torch.stack([centres.view(1, -1).expand(half, -1), centres.view(-1, 1).expand(-1, half)])[None]
-        rows, cols = torch.tensor([1, 5, 14, 8]), torch.tensor([2, 13, 3, 8])
-        out = sample_pixel_features(feats, (rows * size + cols)[None], size)
-        torch.testing.assert_close(out[0], torch.stack([cols, rows]).double(), atol=1e-12, rtol=0)
-
-    def test_stride_two_clamps_at_the_border(self):
-        feats = torch.arange(16.0).view(1, 1, 4, 4)
-        out = sample_pixel_features(feats, torch.tensor([[0, 63]]), 8)  # crop corners (0, 0) and (7, 7)
-        assert out.flatten().tolist() == [0.0, 15.0]
-
+        assert torch.equal(sample_pixel_features(feats, choose), expected)
 
 class TestPositionEncoding:
     def test_values_at_known_pixel(self):
@@ -220,20 +214,6 @@ class TestPerspNet:
         torch.testing.assert_close(out["corr_prob"], out["corr_logits"].softmax(dim=2))
         torch.testing.assert_close(out["verts_hat"], sample_uv_map(out["uv_map"], torch.tensor(face.uvs)))
         torch.testing.assert_close(out["points_corr"], out["corr_prob"] @ out["verts_hat"])
-
-    def test_image_stride_two(self, face):
-        """Stride-2 image features: the same outputs at the same sizes, from a decoder one layer shorter."""
-        cfg = dataclasses.replace(tiny(), image_stride=2, feat_dim=24)
-        torch.manual_seed(0)
-        net = PerspNet(cfg, face.uvs).eval()
-        s = cfg.input_size
-        assert len(net.image_decoder.layers) == len(PerspNet(tiny(), face.uvs).image_decoder.layers) - 1
-        with torch.no_grad():
-            dense = net.encode(torch.randn(2, 3, s, s))
-            out = net.correspond(dense, random_choose(cfg, 2))
-        assert tuple(dense["image_feats"].shape) == (2, 24, s // 2, s // 2)
-        assert tuple(out["seg_logits"].shape) == (2, 2, s, s)
-        assert tuple(out["corr_prob"].shape) == (2, cfg.n_points, face.n_verts)
 
     def test_permuting_choose_permutes_rows(self, face):
         cfg = tiny()
@@ -304,15 +284,6 @@ class TestTraining:
             assert p.grad is not None, name
             assert torch.isfinite(p.grad).all(), name
             assert p.grad.abs().sum() > 0, name
-
-    def test_gradients_reach_all_parameters_at_image_stride_two(self, face):
-        cfg = dataclasses.replace(tiny(), image_stride=2)
-        torch.manual_seed(0)
-        net = PerspNet(cfg, face.uvs).train()
-        images, choose, targets = synthetic_batch(cfg, face, 2)
-        perspnet_loss(net(images, choose), targets, cfg.loss).total.backward()
-        for name, p in net.named_parameters():
-            assert p.grad is not None and p.grad.abs().sum() > 0, name
 
     def test_overfits_two_samples(self, face):
         cfg = dataclasses.replace(tiny(), dropout=0.0)

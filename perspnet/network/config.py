@@ -23,17 +23,23 @@ from typing import Any, Mapping
 
 import torch
 
+from perspnet.validate import check_int, check_range, check_tuple, drop_removed
+
 __all__ = ["COORD_SCALE", "IMAGENET_MEAN", "IMAGENET_STD", "LossWeights", "ModelConfig", "paper", "lite"]
 
 COORD_SCALE = 10.0  # network unit per metre: X_net = COORD_SCALE * X_face_m
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB
 IMAGENET_STD = (0.229, 0.224, 0.225)  # RGB
 _MAX_UV_UPSAMPLINGS = 5
+# Settings of removed options as older checkpoints store them, with the one value this code builds (their
+# record: "Removed options" in docs/experiments.md).
+REMOVED_MODEL_KEYS = {"image_stride": 1}
+REMOVED_LOSS_KEYS = {"rotation": 0.0}
 
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the training loss ``w_shape L_S + w_matrix L_M + w_corr L_corr + w_seg L_seg + w_rot L_rot``.
+    """Weights of the training loss ``w_shape L_S + w_matrix L_M + w_corr L_corr + w_seg L_seg``.
 
     Attributes:
         shape: ``w_S``, weight of the L1 loss on the UV position map.
@@ -41,8 +47,6 @@ class LossWeights:
         corr: ``w_corr``, weight of the L1 loss on the corresponded 3D points ``X_corr``.
         seg: ``w_seg``, weight of the face segmentation cross-entropy.
         entropy: weight of the row entropy of ``M`` inside ``L_M`` (``L_M = KL + entropy * H``).
-        rotation: weight of ``L_rot``, the angle (radians) of the rigid rotation in the error of ``X_corr``
-            (:mod:`perspnet.network.losses`); not in the paper, 0 by default.
     """
 
     shape: float = 0.5
@@ -50,14 +54,10 @@ class LossWeights:
     corr: float = 1.0
     seg: float = 0.01
     entropy: float = 0.1
-    rotation: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            _check_number(f"loss.{f.name}", value)
-            if value < 0:
-                raise ValueError(f"loss.{f.name} must be >= 0, got {value}")
+            check_range(f"loss.{f.name}", getattr(self, f.name), 0.0)
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,8 @@ class ModelConfig:
         width_mult: ResNet-18 width multiplier (1.0: widths 64/128/256/512).
         head_dim: channels of the conv head on the stride-32 encoder feature, shared by both decoders.
         decoder_dims: channels of the decoder layers at strides 16, 8, 4, 2.
-        feat_dim: channels of the 2D image features and of the UV (3D) features.
-        image_stride: stride of the 2D image features (and of the segmentation before it is up-sampled to
-            ``S x S``): 1 (the paper's: the image decoder's last layer, at full resolution, also takes the
-            input image as a skip) or 2 (that layer left out; chosen pixels read their features bilinearly).
+        feat_dim: channels of the 2D image features (at the crop's full resolution) and of the UV (3D)
+            features.
         local_dim: channels of the per-pixel image feature after its point-wise MLP.
         pe_num_freqs: ``L``, frequencies ``pi * 2**k`` (k < L) of the 2D sinusoidal position encoding
             of pixel coordinates normalised to [-1, 1]; the encoding has ``4 L`` channels.
@@ -96,7 +94,6 @@ class ModelConfig:
     head_dim: int = 256
     decoder_dims: tuple[int, int, int, int] = (256, 128, 64, 32)
     feat_dim: int = 32
-    image_stride: int = 1
     local_dim: int = 64
     pe_num_freqs: int = 6
     global_hidden: int = 128
@@ -111,32 +108,19 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for name in ("input_size", "uv_size", "n_points", "head_dim", "feat_dim", "local_dim",
                      "pe_num_freqs", "global_hidden", "global_dim"):
-            if not _is_positive_int(getattr(self, name)):
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
-        if not (isinstance(self.decoder_dims, tuple) and len(self.decoder_dims) == 4
-                and all(map(_is_positive_int, self.decoder_dims))):
-            raise ValueError(f"decoder_dims must be a tuple of 4 positive ints, got {self.decoder_dims!r}")
-        if not (isinstance(self.assign_hidden, tuple) and len(self.assign_hidden) >= 1
-                and all(map(_is_positive_int, self.assign_hidden))):
-            raise ValueError(f"assign_hidden must be a non-empty tuple of positive ints, got {self.assign_hidden!r}")
-        for name in ("image_mean", "image_std"):
-            values = getattr(self, name)
-            if not isinstance(values, tuple) or len(values) != 3:
-                raise ValueError(f"{name} must be a tuple of 3 numbers, got {values!r}")
-            for v in values:
-                _check_number(name, v)
-        if min(self.image_std) <= 0:
-            raise ValueError(f"image_std must be > 0, got {self.image_std}")
-        if self.image_stride not in (1, 2) or isinstance(self.image_stride, bool):
-            raise ValueError(f"image_stride must be 1 or 2, got {self.image_stride!r}")
-        _check_number("width_mult", self.width_mult)
-        if self.width_mult <= 0:
-            raise ValueError(f"width_mult must be > 0, got {self.width_mult}")
-        for name in ("dropout", "uv_dropout")[: 1 if self.uv_dropout is None else 2]:
-            p = getattr(self, name)
-            _check_number(name, p)
-            if not 0 <= p < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {p}")
+            check_int(name, getattr(self, name), 1)
+        for i, dim in enumerate(check_tuple("decoder_dims", self.decoder_dims, length=4)):
+            check_int(f"decoder_dims[{i}]", dim, 1)
+        for i, dim in enumerate(check_tuple("assign_hidden", self.assign_hidden, min_length=1)):
+            check_int(f"assign_hidden[{i}]", dim, 1)
+        for i, v in enumerate(check_tuple("image_mean", self.image_mean, length=3)):
+            check_range(f"image_mean[{i}]", v)
+        for i, v in enumerate(check_tuple("image_std", self.image_std, length=3)):
+            check_range(f"image_std[{i}]", v, 0.0, lo_open=True)
+        check_range("width_mult", self.width_mult, 0.0, lo_open=True)
+        check_range("dropout", self.dropout, 0.0, 1.0, hi_open=True)
+        if self.uv_dropout is not None:
+            check_range("uv_dropout", self.uv_dropout, 0.0, 1.0, hi_open=True)
         if not isinstance(self.loss, LossWeights):
             raise ValueError(f"loss must be LossWeights, got {type(self.loss).__name__}")
         if self.input_size % 32:
@@ -169,12 +153,15 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
-        """Inverse of :meth:`to_dict`. Missing keys take the defaults (the paper's values);
-        unknown keys, in the config or in ``loss``, raise ``ValueError`` naming them."""
-        data = dict(data)
+        """Inverse of :meth:`to_dict`. Missing keys take the defaults (the paper's values); keys of removed
+        options are dropped when they hold the value the code now always uses
+        (:func:`perspnet.validate.drop_removed`); other unknown keys, in the config or in ``loss``, raise
+        ``ValueError`` naming them."""
+        data = drop_removed("ModelConfig", data, REMOVED_MODEL_KEYS)
         _reject_unknown(cls, data, "ModelConfig")
         loss = data.pop("loss", {})
         if isinstance(loss, Mapping):
+            loss = drop_removed("ModelConfig.loss", loss, REMOVED_LOSS_KEYS)
             _reject_unknown(LossWeights, loss, "ModelConfig.loss")
             loss = LossWeights(**loss)
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
@@ -216,15 +203,6 @@ def _uv_upsamplings(input_size: int, uv_size: int) -> int:
     if uv_size not in allowed:
         raise ValueError(f"uv_size must be one of {allowed} for input_size {input_size}, got {uv_size}")
     return allowed.index(uv_size) + 1
-
-
-def _is_positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _check_number(name: str, value: Any) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got {value!r}")
 
 
 def _reject_unknown(cls: type, data: Mapping[str, Any], what: str) -> None:

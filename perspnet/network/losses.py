@@ -1,5 +1,5 @@
-"""PerspNet's training loss ``L = w_S L_S + w_M L_M + w_corr L_corr + w_seg L_seg (+ w_rot L_rot)`` (weights
-in :class:`perspnet.network.config.LossWeights`; the paper's are 0.5, 0.01, 1.0, 0.01, and no ``L_rot``).
+"""PerspNet's training loss ``L = w_S L_S + w_M L_M + w_corr L_corr + w_seg L_seg`` (weights in
+:class:`perspnet.network.config.LossWeights`; the paper's are 0.5, 0.01, 1.0, 0.01), and one logged term.
 
 * ``L_S``: L1 error of the UV position map, per texel the sum of ``|dx| + |dy| + |dz|``, averaged over
   texels with the weight map (1 on the face's UV region, 0 elsewhere).
@@ -7,10 +7,10 @@ in :class:`perspnet.network.config.LossWeights`; the paper's are 0.5, 0.01, 1.0,
   barycentric ground-truth row, and the entropy ``H(M_row)``; both averaged over the ``m`` rows.
 * ``L_corr``: L1 error of ``X_corr``, per chosen pixel ``|dx| + |dy| + |dz|``, averaged over pixels.
 * ``L_seg``: cross-entropy of the 2-class face segmentation, averaged over pixels.
-* ``L_rot`` (not in the paper; weight 0 unless set): the angle, radians, of the rigid rotation that best
-  carries the ground-truth points of the chosen pixels onto ``X_corr`` (small-angle least squares,
+* ``rotation`` (logged, not in ``L``): the angle, radians, of the rigid rotation that best carries the
+  ground-truth points of the chosen pixels onto ``X_corr`` (small-angle least squares,
   :func:`corr_rigid_rotation`), averaged over crops. PnP turns exactly that rigid part of the
-  correspondences' error into rotation error of the pose, while ``L_corr`` weighs it like any other error.
+  correspondences' error into rotation error of the pose, so the training log shows it beside ``L_corr``.
 
 All coordinates are in network units (:data:`perspnet.network.config.COORD_SCALE` per metre). Log terms
 are taken from ``log_softmax`` of the logits and zero ground-truth weights contribute exactly 0, so the
@@ -65,7 +65,8 @@ class LossTargets:
 
 @dataclass
 class LossTerms:
-    """Scalar loss tensors: the weighted ``total`` and each unweighted term (``matrix = kl + w * entropy``)."""
+    """Scalar loss tensors: the weighted ``total``, each unweighted term (``matrix = kl + w * entropy``) and
+    the logged ``rotation`` (module doc)."""
 
     total: torch.Tensor
     shape: torch.Tensor
@@ -160,9 +161,9 @@ def perspnet_loss(outputs: Mapping[str, torch.Tensor], targets: LossTargets,
     matrix = kl + weights.entropy * entropy
     corr = corr_points_l1(outputs["points_corr"], targets.points)
     seg = segmentation_ce(outputs["seg_logits"], targets.seg)
-    omega = corr_rigid_rotation(outputs["points_corr"], targets.points)
-    rotation = torch.sqrt((omega * omega).sum(dim=1) + 1e-12).mean()
-    total = (weights.shape * shape + weights.matrix * matrix + weights.corr * corr + weights.seg * seg
-             + weights.rotation * rotation)
+    with torch.no_grad():
+        omega = corr_rigid_rotation(outputs["points_corr"], targets.points)
+        rotation = torch.sqrt((omega * omega).sum(dim=1) + 1e-12).mean()
+    total = weights.shape * shape + weights.matrix * matrix + weights.corr * corr + weights.seg * seg
     return LossTerms(total=total, shape=shape, matrix=matrix, kl=kl, entropy=entropy, corr=corr, seg=seg,
                      rotation=rotation)

@@ -10,10 +10,7 @@ pixels ``choose (B, m)`` (flat indices ``row * S + col`` into the crop):
   (``COORD_SCALE * metres``, canonical face frame of :mod:`perspnet.conventions`).
 * Decoder 2 (image branch, skips from the encoder and the input): five x2 up-sampling layers to
   ``(B, F, S, S)`` 2D image features and face segmentation logits ``(B, 2, S, S)`` (class 1 = face).
-  With ``image_stride = 2`` it stops one layer earlier, at ``(B, F, S/2, S/2)`` (no input-image skip);
-  the segmentation logits are then up-sampled bilinearly to ``S x S``.
-* Correspondence head: per chosen pixel, the local feature is [MLP(image feature at the pixel, read
-  bilinearly at the pixel's centre when the features are at stride 2),
+* Correspondence head: per chosen pixel, the local feature is [MLP(image feature at the pixel),
   2D sinusoidal encoding of its position]; the 2D global feature is an MLP of the local features
   averaged over the ``m`` points; the 3D global feature is an MLP of the UV features sampled at the
   ``n`` vertices' UVs, averaged over the vertices. [local, global 2D, global 3D] -> MLP -> logits over
@@ -66,30 +63,18 @@ def sample_uv_map(maps: torch.Tensor, uvs: torch.Tensor) -> torch.Tensor:
     return sampled[:, :, 0, :].transpose(1, 2)
 
 
-def sample_pixel_features(feats: torch.Tensor, choose: torch.Tensor, size: int) -> torch.Tensor:
-    """Features of chosen crop pixels from a feature map over the crop.
-
-    At full resolution (``H = S``) this picks the pixels' own values; at a coarser stride it samples
-    bilinearly at the pixels' centres (``grid_sample(align_corners=False)``, clamped to the border), the
-    map covering the same square as the crop.
+def sample_pixel_features(feats: torch.Tensor, choose: torch.Tensor) -> torch.Tensor:
+    """Features of chosen crop pixels from a full-resolution feature map over the crop.
 
     Args:
-        feats: ``(B, C, H, H)`` features over the ``S x S`` crop, ``S`` a multiple of ``H``.
+        feats: ``(B, C, S, S)`` features, one per crop pixel.
         choose: ``(B, m)`` long flat pixel indices ``row * S + col``.
-        size: ``S``, the crop side in pixels.
 
     Returns:
         ``(B, C, m)`` features.
     """
-    b, c, h = feats.shape[:3]
-    if h == size:
-        return feats.reshape(b, c, -1).gather(2, choose.unsqueeze(1).expand(-1, c, -1))
-    row = torch.div(choose, size, rounding_mode="floor")
-    col = choose - row * size
-    grid = torch.stack([(2.0 * col + 1.0) / size - 1.0, (2.0 * row + 1.0) / size - 1.0], dim=-1)  # (B, m, 2)
-    sampled = F.grid_sample(feats, grid.unsqueeze(1).to(feats.dtype), mode="bilinear", padding_mode="border",
-                            align_corners=False)
-    return sampled[:, :, 0, :]
+    b, c = feats.shape[:2]
+    return feats.reshape(b, c, -1).gather(2, choose.unsqueeze(1).expand(-1, c, -1))
 
 
 def position_encoding_2d(choose: torch.Tensor, size: int, num_freqs: int) -> torch.Tensor:
@@ -172,17 +157,15 @@ def _up2(x: torch.Tensor) -> torch.Tensor:
 
 
 class ImageDecoder(nn.Module):
-    """Decoder 2: stride-32 head feature + encoder skips (+ input image) -> 2D features at stride 1 or 2.
+    """Decoder 2: stride-32 head feature + encoder skips + input image -> 2D features at full resolution.
 
     One layer per skip, each ``x2 up-sample -> concat skip -> conv-BN-LeakyReLU``; the skips are the
-    encoder features at strides 16, 8, 4, 2 and, for full-resolution output, the input image; output
-    channels ``decoder_dims`` (as many as needed) then ``feat_dim``. Channel dropout after every layer but
-    the last.
+    encoder features at strides 16, 8, 4, 2 and the input image; output channels ``decoder_dims`` then
+    ``feat_dim``. Channel dropout after every layer but the last.
 
     Args:
         head_dim: channels of the stride-32 head feature.
-        skip_dims: channels of the skips at strides 16, 8, 4, 2 and optionally 1 (the image); 5 skips give
-            features at stride 1, 4 at stride 2.
+        skip_dims: channels of the skips at strides 16, 8, 4, 2 and 1 (the image).
         decoder_dims: output channels at strides 16, 8, 4, 2.
         feat_dim: output channels of the last layer.
         dropout: ``Dropout2d`` probability.
@@ -197,8 +180,7 @@ class ImageDecoder(nn.Module):
         self.drop = nn.Dropout2d(dropout)
 
     def forward(self, head: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
-        """``head (B, head_dim, S/32, S/32)``, skips at strides 16, 8, ... -> ``(B, feat_dim, S/r, S/r)``
-        with ``r`` the stride of the last skip a layer takes (skips beyond the layers are unused)."""
+        """``head (B, head_dim, S/32, S/32)``, skips at strides 16, 8, 4, 2, 1 -> ``(B, feat_dim, S, S)``."""
         x = head
         for i, (layer, skip) in enumerate(zip(self.layers, skips)):
             x = layer(torch.cat([_up2(x), skip], dim=1))
@@ -270,14 +252,14 @@ class CorrespondenceHead(nn.Module):
     def forward(self, image_feats: torch.Tensor, vert_feats: torch.Tensor, choose: torch.Tensor) -> torch.Tensor:
         """
         Args:
-            image_feats: ``(B, feat_dim, S / r, S / r)`` 2D image features, ``r = config.image_stride``.
+            image_feats: ``(B, feat_dim, S, S)`` 2D image features.
             vert_feats: ``(B, feat_dim, n)`` UV features at the vertices' UVs.
             choose: ``(B, m)`` long flat pixel indices ``row * S + col``.
 
         Returns:
             ``(B, m, n)`` correspondence logits.
         """
-        gathered = sample_pixel_features(image_feats, choose, self.size)  # (B, C, m)
+        gathered = sample_pixel_features(image_feats, choose)  # (B, C, m)
         pe = position_encoding_2d(choose, self.size, self.num_freqs).to(gathered.dtype)
         local = torch.cat([self.local_mlp(gathered), pe], dim=1)  # (B, local_dim + 4L, m)
         global_2d = self.global_2d(local).mean(dim=2)  # (B, G)
@@ -318,7 +300,7 @@ class PerspNet(nn.Module):
         enc = self.encoder.out_channels  # strides 2, 4, 8, 16, 32
         self.head = nn.Sequential(nn.Conv2d(enc[4], c.head_dim, 3, 1, 1, bias=False),
                                   nn.BatchNorm2d(c.head_dim), nn.ReLU(inplace=True))
-        skip_dims = (enc[3], enc[2], enc[1], enc[0], 3)[: 6 - c.image_stride]
+        skip_dims = (enc[3], enc[2], enc[1], enc[0], 3)
         self.image_decoder = ImageDecoder(c.head_dim, skip_dims, c.decoder_dims, c.feat_dim, c.dropout)
         self.seg_head = nn.Conv2d(c.feat_dim, 2, 1)
         self.uv_decoder = UVDecoder(c.head_dim, c.decoder_dims, c.feat_dim, c.uv_upsamplings,
@@ -353,8 +335,6 @@ class PerspNet(nn.Module):
         head = self.head(x32)
         image_feats = self.image_decoder(head, [x16, x8, x4, x2, image])
         seg_logits = self.seg_head(image_feats)
-        if self.config.image_stride > 1:
-            seg_logits = F.interpolate(seg_logits, size=(size, size), mode="bilinear", align_corners=False)
         uv_feats, uv_map = self.uv_decoder(head)
         return {"uv_map": uv_map, "seg_logits": seg_logits, "image_feats": image_feats,
                 "vert_feats": sample_uv_map(uv_feats, self.vert_uvs).transpose(1, 2),  # (B, feat_dim, n)
