@@ -175,7 +175,7 @@ TRAIN_LOG_CSV = FileSchema("train_log.csv", "train_log.csv", "csv", ("perspnet-t
     Field("corr", "0.1 m", "face", "L_corr: L1 of the corresponding canonical points (network units)"),
     Field("seg", "-", "-", "face mask cross-entropy"),
     Field("rotation", "rad", "face", "small-angle rigid rotation in the correspondences' error (logged, "
-          "weighted 0 unless the model config sets it)"),
+          "not part of the loss)"),
     Field("lr", "-", "-", "learning rate at this step"),
     Field("seconds", "s", "-", "wall time since the (re)start of the run"),
 ))
