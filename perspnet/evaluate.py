@@ -21,7 +21,8 @@ from perspnet.conventions import project_points
 from perspnet.datasets.arkit import ArkitLayoutDataset
 from perspnet.datasets.record import FaceRecord
 from perspnet.face_model import FaceModel, load_face_model
-from perspnet.inference import PerspNetPredictor
+from perspnet.inference import TTA_VIEWS, PerspNetPredictor
+from perspnet.validate import check_choice, check_device, check_int
 from perspnet.metrics import SampleMetrics, aggregate_metrics, sample_metrics
 from perspnet.crop import box_from_points
 
@@ -30,6 +31,19 @@ __all__ = ["EvalConfig", "evaluate"]
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """What :func:`evaluate` scores (the options of ``perspnet-eval``).
+
+    Attributes:
+        data: test folder, ARKitFace layout or BIWI.
+        checkpoint: PerspNet checkpoint; None for the shipped one.
+        baselines: also MediaPipe + PnP(K) and, with ``direct_checkpoint``, the direct regression.
+        direct_checkpoint: direct-regression checkpoint, or None to leave that baseline out.
+        limit: the first ``limit`` samples only; None for all.
+        batch_size: crops per network batch.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        tta: PerspNet's test-time augmentation, a key of :data:`perspnet.inference.TTA_VIEWS`.
+    """
+
     data: Path
     checkpoint: Path | None = None
     baselines: bool = False
@@ -38,6 +52,13 @@ class EvalConfig:
     batch_size: int = 16
     device: str = "auto"
     tta: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.limit is not None:
+            check_int("limit", self.limit, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_device("device", self.device)
+        check_choice("tta", self.tta, sorted(TTA_VIEWS))
 
 
 class _Tally:

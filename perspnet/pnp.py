@@ -42,6 +42,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from perspnet.validate import check_choice, check_int, check_range
+
 __all__ = ["PnPConfig", "PnPResult", "solve_pose", "solve_pose_batch", "MIN_POINTS"]
 
 MIN_POINTS = 6  # fewest correspondences accepted (OpenCV's RANSAC draws 5-point samples)
@@ -59,10 +61,8 @@ class PnPConfig:
             median distance of the pixels from their median, robust to outliers; about a third of the face's
             width) when that is more than ``reproj_threshold_px``, so it scales with the face's size in the
             image, as the pixel error of a 3D point error does. The threshold used is also the scale of
-            ``confidence``. 0 for a fixed threshold. On the lite model's 1000 test samples, 0.3 (about 15 mm
-            on the face) gives MAE_r 4.32 degrees against 4.66 with the fixed 8 px, which rejects good points
-            on large faces; in the tracker, over 30 synthetic clips, filtered MAE_r 4.24 against 4.46 with
-            the same translation.
+            ``confidence``. 0 for a fixed threshold. A fixed pixel threshold rejects good points on large
+            faces; the comparison is in docs/experiments.md ("Test time", "Tracker").
         iterations: maximum RANSAC iterations.
         ransac_confidence: RANSAC's target probability, in (0, 1), of having drawn one all-inlier sample;
             it stops early once reached.
@@ -83,20 +83,13 @@ class PnPConfig:
     cold_method: str = "epnp"
 
     def __post_init__(self) -> None:
-        if not self.reproj_threshold_px > 0:
-            raise ValueError(f"reproj_threshold_px must be > 0, got {self.reproj_threshold_px}")
-        if not 0.0 <= self.reproj_threshold_frac <= 2.0:
-            raise ValueError(f"reproj_threshold_frac must be in [0, 2], got {self.reproj_threshold_frac}")
-        if self.iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
-        if not 0.0 < self.ransac_confidence < 1.0:
-            raise ValueError(f"ransac_confidence must be in (0, 1), got {self.ransac_confidence}")
-        if self.min_inliers < MIN_POINTS:
-            raise ValueError(f"min_inliers must be >= {MIN_POINTS}, got {self.min_inliers}")
-        if self.refine_max_iter < 1:
-            raise ValueError(f"refine_max_iter must be >= 1, got {self.refine_max_iter}")
-        if self.cold_method not in _COLD_FLAGS:
-            raise ValueError(f"cold_method must be one of {sorted(_COLD_FLAGS)}, got {self.cold_method!r}")
+        check_range("reproj_threshold_px", self.reproj_threshold_px, 0.0, lo_open=True)
+        check_range("reproj_threshold_frac", self.reproj_threshold_frac, 0.0, 2.0)
+        check_int("iterations", self.iterations, 1)
+        check_range("ransac_confidence", self.ransac_confidence, 0.0, 1.0, lo_open=True, hi_open=True)
+        check_int("min_inliers", self.min_inliers, MIN_POINTS)
+        check_int("refine_max_iter", self.refine_max_iter, 1)
+        check_choice("cold_method", self.cold_method, sorted(_COLD_FLAGS))
 
 
 @dataclass(frozen=True)

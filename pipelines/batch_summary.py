@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from baseio.atomic import atomic_path, write_text_atomic
 from baseio.schema import BATCH_SUMMARY_CSV
+from perspnet.validate import check_choice
 
 __all__ = ["STATUSES", "SUMMARY_COLUMNS", "ClipOutcome", "write_summary_csv", "read_summary_csv", "plot_summary",
            "write_errors_log"]
@@ -62,8 +63,7 @@ class ClipOutcome:
     detail: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
+        check_choice("status", self.status, STATUSES)
 
 
 def write_summary_csv(path: str | Path, outcomes: list[ClipOutcome]) -> None:

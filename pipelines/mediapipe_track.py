@@ -27,6 +27,7 @@ from perspnet.face_model import FaceModelNotFound, load_face_model
 from perspnet.intrinsics import IntrinsicsError, undistort_points
 from perspnet.landmarker import FaceLandmarker
 from perspnet.pnp import PnPConfig, solve_pose
+from perspnet.validate import check_choice
 from perspnet.crop import box_from_points
 from baseio.atomic import OutputError, write_json_atomic
 from pipelines.cli import add_quiet, error, make_parser, show_progress
@@ -68,8 +69,7 @@ class MediaPipeTrackConfig:
         for name in ("video", "intrinsics", "out"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
-        if self.filter not in MODES:
-            raise ValueError(f"filter must be one of {', '.join(MODES)}, got {self.filter!r}")
+        check_choice("filter", self.filter, MODES)
 
     @property
     def out_dir(self) -> Path:

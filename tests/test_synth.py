@@ -152,5 +152,5 @@ def test_clip_seed_changes_ground_truth(tmp_path, test_generator):
 
 
 def test_bad_motion_rejected():
-    with pytest.raises(ValueError, match="unknown motion"):
+    with pytest.raises(ValueError, match="^motion must be one of .*, got 'dance'$"):
         ClipConfig(motion="dance")

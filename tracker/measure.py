@@ -18,6 +18,7 @@ import numpy as np
 
 from perspnet.conventions import rotation_angle_deg
 from perspnet.pnp import PnPConfig, PnPResult, solve_pose
+from perspnet.validate import check_range
 from tracker.identity import FrameShape, IdentityEstimator
 from tracker.surface import MeshIndex, points_on_shape
 
@@ -50,11 +51,9 @@ class MeasureConfig:
 
     def __post_init__(self) -> None:
         for name in ("min_inlier_ratio", "min_confidence"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"MeasureConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+            check_range(f"MeasureConfig.{name}", getattr(self, name), 0.0, 1.0)
         for name in ("max_reproj_frac", "max_prior_rot_deg", "max_prior_trans_frac"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"MeasureConfig.{name} must be > 0, got {getattr(self, name)!r}")
+            check_range(f"MeasureConfig.{name}", getattr(self, name), 0.0, lo_open=True)
 
 
 @dataclass(frozen=True)

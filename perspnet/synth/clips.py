@@ -19,6 +19,7 @@ from perspnet.conventions import matrix_from_euler_deg, quat_wxyz_from_matrix
 from perspnet.intrinsics import Intrinsics, save_intrinsics
 from perspnet.synth.motions import load_motion, replay_pose, shake_angles
 from perspnet.synth.sampler import SampleGenerator, camera_matrix
+from perspnet.validate import check_choice, check_int
 from baseio.atomic import atomic_path, write_json_atomic
 from baseio.schema import GT_CSV
 from baseio.video_io import VideoWriter
@@ -45,14 +46,13 @@ class ClipConfig:
     motion_from: Path | None = None
 
     def __post_init__(self):
-        if self.motion not in MOTIONS:
-            raise ValueError(f"unknown motion {self.motion!r}; choose one of {', '.join(MOTIONS)}")
+        check_choice("motion", self.motion, MOTIONS)
         if (self.motion == "replay") != (self.motion_from is not None):
             raise ValueError("motion 'replay' needs --motion-from (a poses.csv or gt.csv); other motions take none")
-        if self.frames < 1 or self.fps < 1:
-            raise ValueError(f"frames and fps must be positive, got frames={self.frames} fps={self.fps}")
-        if self.width < 16 or self.height < 16:
-            raise ValueError(f"image size must be at least 16x16, got {self.width}x{self.height}")
+        check_int("frames", self.frames, 1)
+        check_int("fps", self.fps, 1)
+        check_int("width", self.width, 16)
+        check_int("height", self.height, 16)
 
 
 @dataclass
