@@ -33,6 +33,7 @@ import numpy as np
 
 from perspnet.crop import box_from_points
 from perspnet.landmarker import DETECTOR_INPUT_PX, FaceBoxDetector, FaceLandmarker, FaceLandmarks
+from perspnet.validate import check_int, check_range
 
 __all__ = ["SearchConfig", "FoundFace", "FaceSearch", "search_tiles", "box_iou"]
 
@@ -66,14 +67,10 @@ class SearchConfig:
     max_candidates: int = 32
 
     def __post_init__(self) -> None:
-        if not self.min_side_px > 0:
-            raise ValueError(f"min_side_px must be > 0, got {self.min_side_px!r}")
-        if not 0.0 < self.min_score < 1.0:
-            raise ValueError(f"min_score must be in (0, 1), got {self.min_score!r}")
-        if not 0.0 < self.nms_iou < 1.0:
-            raise ValueError(f"nms_iou must be in (0, 1), got {self.nms_iou!r}")
-        if not (isinstance(self.max_candidates, int) and self.max_candidates >= 1):
-            raise ValueError(f"max_candidates must be an integer >= 1, got {self.max_candidates!r}")
+        check_range("min_side_px", self.min_side_px, 0.0, lo_open=True)
+        for name in ("min_score", "nms_iou"):
+            check_range(name, getattr(self, name), 0.0, 1.0, lo_open=True, hi_open=True)
+        check_int("max_candidates", self.max_candidates, 1)
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from baseio.atomic import TEMPORARY_NAME, OutputError, atomic_path, write_json_atomic
-from perspnet.validate import check_device
+from perspnet.validate import check_choice, check_device, check_int
 from pipelines.batch_executors import (ExecutorUnavailable, default_workers, run_dask, run_local, worker_device,
                                        worker_devices)
 from pipelines.batch_summary import ClipOutcome, plot_summary, write_errors_log, write_summary_csv
@@ -125,10 +125,9 @@ class BatchConfig:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, Path(value))
-        if self.workers is not None and not (isinstance(self.workers, int) and self.workers >= 1):
-            raise ValueError(f"workers must be an integer >= 1, got {self.workers!r}")
-        if self.executor not in EXECUTORS:
-            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+        if self.workers is not None:
+            check_int("workers", self.workers, 1)
+        check_choice("executor", self.executor, EXECUTORS)
         if (self.executor == "dask") != (self.scheduler is not None):
             raise ValueError("a scheduler address is needed with the dask executor, and only with it")
         check_device("device", self.device)

@@ -46,7 +46,7 @@ from tqdm import tqdm
 from perspnet.conventions import MM_PER_M
 from perspnet.face_model import load_face_model
 from perspnet.inference import PerspNetPredictor
-from perspnet.validate import check_device
+from perspnet.validate import check_choice, check_device, check_int, check_range
 from perspnet.intrinsics import (DEFAULT_HFOV_DEG, Intrinsics, IntrinsicsError, default_intrinsics, for_video,
                                  load_intrinsics)
 from baseio.atomic import save_npz_atomic, write_json_atomic
@@ -115,15 +115,12 @@ class TrackConfig:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, Path(value))
-        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
-            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
-        if self.filter not in MODES:
-            raise ValueError(f"filter must be one of {', '.join(MODES)}, got {self.filter!r}")
-        if self.ipd_mm is not None and not (math.isfinite(self.ipd_mm) and 30.0 <= self.ipd_mm <= 100.0):
-            raise ValueError(f"ipd_mm must be a human inter-pupillary distance in [30, 100] mm, got {self.ipd_mm!r}")
+        check_int("batch_size", self.batch_size, 1)
+        check_choice("filter", self.filter, MODES)
+        if self.ipd_mm is not None:
+            check_range("ipd_mm", self.ipd_mm, 30.0, 100.0)  # a human inter-pupillary distance, mm
         check_device("device", self.device)
-        if not (isinstance(self.min_run_frames, int) and self.min_run_frames >= 1):
-            raise ValueError(f"min_run_frames must be an integer >= 1, got {self.min_run_frames!r}")
+        check_int("min_run_frames", self.min_run_frames, 1)
 
     @property
     def out_dir(self) -> Path:

@@ -48,7 +48,6 @@ a similarity) is from the identity, millimetres.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +56,7 @@ from scipy.spatial.transform import Rotation
 
 from perspnet.alignment import fit_similarity
 from perspnet.conventions import MM_PER_M
+from perspnet.validate import check_int, check_range
 
 __all__ = ["IdentityConfig", "FrameShape", "IdentityEstimator", "weighted_median", "ALIGN_ROUNDS", "ALIGN_FLOOR_M",
            "REFRESH_FRACTION"]
@@ -81,12 +81,9 @@ class IdentityConfig:
     max_samples: int = 256
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.max_residual_mm) and self.max_residual_mm >= 0):
-            raise ValueError(f"max_residual_mm must be a finite number >= 0, got {self.max_residual_mm!r}")
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
-        if not (isinstance(self.max_samples, int) and self.max_samples >= 2):
-            raise ValueError(f"max_samples must be an integer >= 2, got {self.max_samples!r}")
+        check_range("max_residual_mm", self.max_residual_mm, 0.0)
+        check_range("min_confidence", self.min_confidence, 0.0, 1.0)
+        check_int("max_samples", self.max_samples, 2)
 
 
 @dataclass(frozen=True)

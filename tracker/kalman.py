@@ -52,6 +52,7 @@ from filterpy.kalman import predict as kf_predict
 from filterpy.kalman import update as kf_update
 from scipy.stats import chi2
 
+from perspnet.validate import check_int, check_range
 from tracker.se3 import adjoint, between, compose, se3_exp, se3_right_jacobian
 
 __all__ = [
@@ -131,17 +132,10 @@ class FilterConfig:
     def __post_init__(self) -> None:
         for name in ("accel_noise_trans", "accel_noise_rot", "meas_sd_xy_m", "meas_sd_z_m",
                      "meas_sd_rot_rad", "lost_after_s", "init_vel_sd_trans", "init_vel_sd_rot"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"FilterConfig.{name} must be a finite number > 0, got {value!r}")
-        if not (isinstance(self.restart_after_gated, int) and self.restart_after_gated >= 0):
-            raise ValueError(f"FilterConfig.restart_after_gated must be an integer >= 0, "
-                             f"got {self.restart_after_gated!r}")
-        if not 0.0 < self.gate_probability < 1.0:
-            raise ValueError(f"FilterConfig.gate_probability must be in (0, 1), got {self.gate_probability!r}")
-        if not 0.0 < self.manoeuvre_probability < 1.0:
-            raise ValueError(f"FilterConfig.manoeuvre_probability must be in (0, 1), "
-                             f"got {self.manoeuvre_probability!r}")
+            check_range(f"FilterConfig.{name}", getattr(self, name), 0.0, lo_open=True)
+        check_int("FilterConfig.restart_after_gated", self.restart_after_gated, 0)
+        for name in ("gate_probability", "manoeuvre_probability"):
+            check_range(f"FilterConfig.{name}", getattr(self, name), 0.0, 1.0, lo_open=True, hi_open=True)
         steps = math.log(self.max_noise_scale, NOISE_SCALE_STEP) if self.max_noise_scale >= 1 else -1.0
         if not (steps >= 0 and abs(steps - round(steps)) < 1e-9):
             raise ValueError(f"FilterConfig.max_noise_scale must be a power of {NOISE_SCALE_STEP} (1 = off), "

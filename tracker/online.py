@@ -58,6 +58,7 @@ from perspnet.face_model import FaceModel
 from perspnet.inference import PerspNetPredictor
 from perspnet.intrinsics import Intrinsics, undistort_points
 from perspnet.landmark_ids import EYE_CORNERS
+from perspnet.validate import check_int, check_range
 from perspnet.landmarker import FaceLandmarker
 from baseio.video_io import Frame
 from tracker.acquisition import (Detection, box_from_pose, box_in_view, box_similarity, box_thumbnail, boxes_agree,
@@ -118,24 +119,15 @@ class OnlineConfig:
     eye_every: int = 0
 
     def __post_init__(self) -> None:
-        if not self.min_face_px > 0:
-            raise ValueError(f"min_face_px must be > 0, got {self.min_face_px!r}")
-        if not 0.0 <= self.min_mask_fraction < 1.0:
-            raise ValueError(f"min_mask_fraction must be in [0, 1), got {self.min_mask_fraction!r}")
-        if not (isinstance(self.max_faces, int) and self.max_faces >= 1):
-            raise ValueError(f"max_faces must be an integer >= 1, got {self.max_faces!r}")
-        if not (isinstance(self.redetect_per_batch, int) and self.redetect_per_batch >= 0):
-            raise ValueError(f"redetect_per_batch must be an integer >= 0, got {self.redetect_per_batch!r}")
-        if not self.max_box_offset > 0:
-            raise ValueError(f"max_box_offset must be > 0, got {self.max_box_offset!r}")
-        if not 0.0 <= self.redetect_mask_drop <= 1.0:
-            raise ValueError(f"redetect_mask_drop must be in [0, 1], got {self.redetect_mask_drop!r}")
-        if not -1.0 <= self.redetect_min_similarity <= 1.0:
-            raise ValueError(f"redetect_min_similarity must be in [-1, 1], got {self.redetect_min_similarity!r}")
-        if not self.reanchor_s > 0:
-            raise ValueError(f"reanchor_s must be > 0 (inf: never), got {self.reanchor_s!r}")
-        if not (isinstance(self.eye_every, int) and self.eye_every >= 0):
-            raise ValueError(f"eye_every must be an integer >= 0, got {self.eye_every!r}")
+        check_range("min_face_px", self.min_face_px, 0.0, lo_open=True)
+        check_range("min_mask_fraction", self.min_mask_fraction, 0.0, 1.0, hi_open=True)
+        check_int("max_faces", self.max_faces, 1)
+        check_int("redetect_per_batch", self.redetect_per_batch, 0)
+        check_range("max_box_offset", self.max_box_offset, 0.0, lo_open=True)
+        check_range("redetect_mask_drop", self.redetect_mask_drop, 0.0, 1.0)
+        check_range("redetect_min_similarity", self.redetect_min_similarity, -1.0, 1.0)
+        check_range("reanchor_s", self.reanchor_s, 0.0, lo_open=True, allow_inf=True)  # inf: never
+        check_int("eye_every", self.eye_every, 0)
 
 
 @dataclass
