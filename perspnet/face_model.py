@@ -77,10 +77,9 @@ class FaceModel:
         this model's (mean face's) IPD times the least-squares similarity scale from the mean face to
         ``verts`` over the vertices within :data:`EYE_REGION_RADIUS_M` of an eye centre (about 120).
 
-        :meth:`ipd_m` reads four eye-corner vertices, which a network places least surely. On the lite
-        model's 1000 test samples, scaling each prediction by true IPD / this value leaves a mean tz error
-        of 5.3%, against 5.9% with the eye corners and 7.0% unscaled (previous checkpoint: 5.6%, 8.6%, 7.3%;
-        6.4% with all 468 vertices).
+        :meth:`ipd_m` reads four eye-corner vertices, which a network places least surely; the whole eye
+        region averages their errors out, and the whole mesh mixes in the face's other proportions
+        (comparison: docs/experiments.md, "Tracker").
         """
         from perspnet.alignment import fit_similarity
 

@@ -98,8 +98,8 @@ class PerspNetPredictor:
             crop, ``"turn"``: 6 views, the plain and mirrored crop turned by 0 and +-10 degrees, ``"full"``:
             14 views, those turned by 0, +-5, +-10 degrees and scaled by 0.9 and 1.1) or a tuple of
             :class:`CropView`: ``m`` correspondences per view, all in one PnP, for as many times the network
-            time. For single images (the tracker keeps one view). Figures on
-            the test set: README, Evaluation.
+            time. For single images (the tracker keeps one view). Figures: docs/experiments.md, "Test
+            time".
     """
 
     def __init__(self, checkpoint=None, device: str = "auto", pnp: PnPConfig = PnPConfig(),

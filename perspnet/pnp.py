@@ -15,8 +15,7 @@ Pipeline of :func:`solve_pose`:
    with fewer points within the threshold than RANSAC's consensus set had, an SQPnP fit on that set is
    refined too, and the pose with more points within the threshold is kept (ties: the smaller sum of
    squared errors, each capped at the threshold): EPnP's fit of noisy, nearly flat point sets is
-   occasionally far off and LM does not always climb back (on the 1000 test faces, once: 58 degrees off,
-   37 of 256 points within the threshold where RANSAC's sample had 244).
+   occasionally far off and LM does not always climb back (docs/experiments.md, "Test time").
 4. Inliers re-classified with the final pose (reprojection error < the threshold, see :class:`PnPConfig`);
    fewer than ``config.min_inliers`` inliers, or an inlier behind the camera, is a failure.
 

