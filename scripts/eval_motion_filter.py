@@ -49,6 +49,7 @@ from tracker.smoother import filter_track
 FILTERS = {"filtered": PERSPNET_FILTER,
            "previous": replace(PERSPNET_FILTER, accel_noise_rot=0.5, max_noise_scale=1.0)}
 SLOW_MOTIONS = ("static", "turn", "nod", "mixed", "approach")
+SHAKE_FRAMES = 150  # the shake clip is at least this long, so its turns, nods and rolls all fit
 
 
 def refiltered(poses_csv: Path, label: str, config, mode: str = "smooth") -> PoseSeries:
@@ -145,7 +146,8 @@ def synthetic(args) -> list[dict]:
         if motion == "replay":
             motion_from = fastest_window(args.motions / "WolfgangLanger_Pexels.csv", args.frames / 30.0 + 0.1,
                                          base / "replayed.csv")
-        cfg = ClipConfig(motion=motion, frames=args.frames, fps=30, width=640, height=480, fx=600.0,
+        frames = max(args.frames, SHAKE_FRAMES) if motion == "shake" else args.frames
+        cfg = ClipConfig(motion=motion, frames=frames, fps=30, width=640, height=480, fx=600.0,
                          motion_from=motion_from)
         clip = write_clip(base / "clip", 11, cfg, gen)
         track_video(TrackConfig(video=clip / "video.mp4", intrinsics=clip / "K.json", out=base / "track",
