@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         per_file = [load_pose_runs(path, label) for path, label in zip(args.poses, labels)]
         gt = load_gt(args.gt) if args.gt is not None else None
-        reference = load_pose_runs(args.reference, "reference")[-1] if args.reference is not None else None
+        reference = (load_pose_runs(args.reference, f"{args.reference.parent.name}/{args.reference.stem}")[-1]
+                     if args.reference is not None else None)
     except JitterInputError as err:
         return error(PROG, err)
     runs = [run for file_runs in per_file for run in file_runs]
