@@ -165,21 +165,33 @@ def evaluate(name: str, samples, n: int, search: FaceSearch, landmarker: FaceLan
     return out
 
 
-def cost(search: FaceSearch, backgrounds: BackgroundSource, reps: int, rng: np.random.Generator) -> dict:
-    """Median wall and CPU milliseconds of one full search (``config.min_side_px``) on face-free frames."""
+def cost(search: FaceSearch, landmarker: FaceLandmarker, backgrounds: BackgroundSource, reps: int,
+         rng: np.random.Generator) -> dict:
+    """Median wall and CPU milliseconds per frame size of: one full search (``config.min_side_px``) on a
+    face-free frame; the landmarks at a tracked box (:meth:`FaceSearch.landmarks_at`, what re-anchoring a
+    tracked face costs) and the landmarker alone on the whole frame (what acquisition cost before), both
+    on the frame with a real face pasted in."""
+    image, points = real_sources(per_video=1)[0]
     out = {}
     for width, height in COST_SIZES:
-        image = backgrounds.draw(rng, height, width)
-        search.find(image)  # warm-up
-        wall, cpu = [], []
-        for _ in range(reps):
-            w0, c0 = time.perf_counter(), time.process_time()
-            search.find(image)
-            wall.append(time.perf_counter() - w0)
-            cpu.append(time.process_time() - c0)
-        tiles = sum(len(t) for _, t in search_tiles(width, height, search.config.min_side_px))
-        out[f"{width}x{height}"] = {"tiles": tiles, "wall_ms": 1000 * float(np.median(wall)),
-                                    "cpu_ms": 1000 * float(np.median(cpu))}
+        empty = backgrounds.draw(rng, height, width)
+        with_face = empty.copy()
+        h, w = image.shape[:2]
+        with_face[:h, :w] = image
+        box = box_from_points(points)
+        runs = {"search": lambda: search.find(empty), "at_box": lambda: search.landmarks_at(with_face, box),
+                "landmarker": lambda: landmarker.detect(with_face)}
+        row = {"tiles": sum(len(t) for _, t in search_tiles(width, height, search.config.min_side_px))}
+        for name, run in runs.items():
+            run()  # warm-up
+            wall, cpu = [], []
+            for _ in range(reps):
+                w0, c0 = time.perf_counter(), time.process_time()
+                run()
+                wall.append(time.perf_counter() - w0)
+                cpu.append(time.process_time() - c0)
+            row[name] = {"wall_ms": 1000 * float(np.median(wall)), "cpu_ms": 1000 * float(np.median(cpu))}
+        out[f"{width}x{height}"] = row
     return out
 
 
@@ -227,7 +239,7 @@ def main() -> None:
         results["real"] = evaluate("real", real_samples(args.real, rng, backgrounds), args.real, search, landmarker)
         empty = ((backgrounds.draw(rng, h, w), []) for k in range(args.empty) for w, h in CANVASES)
         results["empty"] = evaluate("empty", empty, args.empty * len(CANVASES), search, landmarker)
-        results["cost"] = cost(search, backgrounds, args.cost_reps, rng)
+        results["cost"] = cost(search, landmarker, backgrounds, args.cost_reps, rng)
 
     print(f"\nrecall by face height (brow to chin), IoU >= {MATCH_IOU} with the true landmark box")
     print(f"{'set':8s} {'method':11s} " + " ".join(f"{lo}-{hi if hi < np.inf else '':<4}".rjust(15) for lo, hi in BINS_PX)
@@ -240,10 +252,12 @@ def main() -> None:
                 cells.append("-" if b["recall"] is None else f"{100 * b['recall']:.1f}% ({b['faces']})")
             print(f"{name:8s} {method:11s} " + " ".join(c.rjust(15) for c in cells)
                   + f"  {r['false_alarms_per_frame']:.3f}")
-    print(f"\ncost of one full search on a face-free frame (median of {args.cost_reps}), min side "
-          f"{SearchConfig().min_side_px:.0f} px")
+    print(f"\ncost per frame, median of {args.cost_reps}, ms wall / CPU: full search (min side "
+          f"{SearchConfig().min_side_px:.0f} px, face-free frame), landmarks at a tracked box, landmarker alone")
     for size, c in results["cost"].items():
-        print(f"  {size:>10s}: {c['tiles']:4d} tiles  {c['wall_ms']:7.0f} ms wall  {c['cpu_ms']:7.0f} ms CPU")
+        print(f"  {size:>10s}: {c['tiles']:4d} tiles  search {c['search']['wall_ms']:6.0f} / {c['search']['cpu_ms']:5.0f}"
+              f"   at box {c['at_box']['wall_ms']:4.0f} / {c['at_box']['cpu_ms']:4.0f}"
+              f"   landmarker {c['landmarker']['wall_ms']:4.0f} / {c['landmarker']['cpu_ms']:4.0f}")
     (args.out / "detection.json").write_text(json.dumps(results, indent=1))
     plot(results, args.out / "recall.png")
     print(f"wrote {args.out / 'detection.json'} and {args.out / 'recall.png'}")

@@ -84,7 +84,8 @@ def test_two_faces_give_two_detections_and_detect_face_picks_by_size_or_place(so
     assert largest.n_faces == 2 and box_iou(largest.box, large) > 0.7
     near_small = detect_face(search, canvas, near=small)
     assert box_iou(near_small.box, small) > 0.7
-    assert box_iou(near_small.largest, large) > 0.7
+    nowhere = detect_face(search, canvas, near=np.array([1500.0, 800.0, large[2]]))  # the face jumped
+    assert nowhere.box is None and box_iou(nowhere.largest, large) > 0.7
 
 
 def test_empty_frames_give_no_face(search):

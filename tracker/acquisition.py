@@ -29,9 +29,10 @@ __all__ = ["Detection", "FaceSearch", "FoundFace", "detect_face", "project_to_im
            "box_iou", "boxes_agree", "box_thumbnail", "box_similarity", "MIN_IOU", "NEAR_MIN_SIDE"]
 
 MIN_IOU = 0.3  # a detection re-anchors a tracked box if they overlap this much, or if it is centred inside it
-# Near a tracked box the search skips faces under this fraction of its side: the tracked face itself (a
-# tracked box drifts in size by less than that) and a face as large elsewhere (tracker.online's jump
-# test) are still found, and the fine tile levels, most of the search's cost, are skipped.
+# When no face is at a tracked box, the search skips faces under this fraction of its side: the tracked
+# face itself (a tracked box drifts in size by less than that) and a face as large elsewhere
+# (tracker.online's jump test) are still found, and the fine tile levels, most of the search's cost, are
+# skipped for all but small faces.
 NEAR_MIN_SIDE = 0.5
 
 
@@ -54,11 +55,24 @@ class Detection:
 
 
 def detect_face(search: FaceSearch, image_rgb: np.ndarray, near: np.ndarray | None = None) -> Detection:
-    """The face asked for in ``image_rgb (H, W, 3) uint8``: the largest, or with ``near`` (a tracked box)
-    the one overlapping it most among those that overlap it by ``MIN_IOU`` or have their centre inside it
-    (a tracked box may have drifted in size). With ``near`` faces under ``NEAR_MIN_SIDE`` of its side are
-    not searched for."""
-    faces = search.find(image_rgb, None if near is None else NEAR_MIN_SIDE * float(near[2]))
+    """The face asked for in ``image_rgb (H, W, 3) uint8``.
+
+    Without ``near``: the largest face of a whole search. With ``near`` (a tracked box): first only the
+    landmarker on a crop around it (:meth:`FaceSearch.landmarks_at`; one landmarker run, no tile search),
+    which answers with that face alone (``n_faces`` 1); when no face is there, a search for faces of at
+    least ``NEAR_MIN_SIDE`` of its side, and among them the one overlapping it most of those that overlap
+    it by ``MIN_IOU`` or have their centre inside it (a tracked box may have drifted), else none but
+    ``largest`` (the tracker's test for a face that jumped).
+    """
+    if near is not None:
+        at_box = search.landmarks_at(image_rgb, near)
+        if at_box is not None:
+            box = box_from_points(at_box.points_px)
+            return Detection(box, 1, box, at_box.points_px)
+        min_side_px = max(search.config.min_side_px, NEAR_MIN_SIDE * float(near[2]))
+    else:
+        min_side_px = None
+    faces = search.find(image_rgb, min_side_px)
     boxes = [face.box for face in faces]
     largest = boxes[0] if boxes else None
     if near is not None:
