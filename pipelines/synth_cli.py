@@ -15,6 +15,7 @@ PROG = "perspnet-synth"
 
 def build_parser() -> argparse.ArgumentParser:
     from perspnet.synth.clips import MOTIONS
+    from perspnet.synth.multi_clips import SCENARIOS
 
     ap = make_parser(PROG, __doc__)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -45,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which identities of the face bank to draw from")
     c.add_argument("--out", type=Path, required=True, help="output folder")
     c.add_argument("--bank", type=Path, default=None, help="bank folder (default: the cache's bank)")
+    c.add_argument("--faces", type=int, choices=(1, 2), default=1,
+                   help="faces in the clip; 2: two identities along --scenario (perspnet.synth.multi_clips), "
+                        "gt.csv gets face_id (--motion is then not used)")
+    c.add_argument("--scenario", choices=SCENARIOS, default="cross",
+                   help="with --faces 2: cross (paths cross, face 0 in front), leave (face 1 leaves and comes "
+                        "back) or late (no face until the last 40%% of the clip)")
+    c.add_argument("--near-m", type=float, default=0.9, help="with --faces 2: depth of face 0 (in front), metres")
+    c.add_argument("--far-m", type=float, default=1.4, help="with --faces 2: depth of face 1, metres (up to 4 for "
+                   "distant faces)")
     return ap
 
 
@@ -80,6 +90,14 @@ def _run(args: argparse.Namespace) -> int:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         raise ValueError(f"--size {args.size!r} is not WIDTHxHEIGHT") from None
+    if args.faces == 2:
+        from perspnet.synth.multi_clips import MultiClipConfig, write_multi_clip
+
+        multi = MultiClipConfig(scenario=args.scenario, frames=args.frames, fps=args.fps, width=width, height=height,
+                                near_m=args.near_m, far_m=args.far_m, split=args.split)
+        out = write_multi_clip(args.out, args.seed, multi, SampleGenerator(bank, args.split))
+        print(f"wrote two-face {args.scenario} clip ({args.frames} frames) to {out}")
+        return 0
     cfg = ClipConfig(motion=args.motion, frames=args.frames, fps=args.fps, width=width, height=height,
                      split=args.split, motion_from=args.motion_from)
     out = write_clip(args.out, args.seed, cfg, SampleGenerator(bank, args.split))

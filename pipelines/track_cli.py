@@ -2,10 +2,11 @@
 
     track-video input.mp4 --intrinsics K.json [--out DIR] [--device auto|cpu|cuda] [--batch-size N]
                 [--filter none|forward|smooth] [--ipd-mm X] [--overlay] [--save-meshes] [--checkpoint CKPT]
+                [--faces all|largest|N]
 
 Outputs and method: :mod:`pipelines.track_video`. Exit codes: 0 done; 2 unusable input (missing file,
 not a video, bad K.json, bad checkpoint), with a one-line error and nothing written; 1 an output could
-not be written.
+not be written (full disk, ...); 130 / 143 interrupted by SIGINT / SIGTERM, nothing published.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from perspnet.checkpoint import CheckpointError
 from perspnet.face_model import FaceModelNotFound
 from perspnet.intrinsics import IntrinsicsError
 from baseio.atomic import OutputError
-from pipelines.cli import add_device, add_quiet, error, make_parser, show_progress
+from pipelines.cli import add_device, add_quiet, error, interruptible, interrupted, make_parser, show_progress
 from pipelines.track_video import TrackConfig, TrackError, track_video
 from baseio.video_io import VideoError
 from tracker.smoother import MODES
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--overlay", action="store_true", help="also write overlay.mp4 (mesh and axes on each frame)")
     ap.add_argument("--save-meshes", action="store_true", help="also write meshes.npz (per-frame camera-space meshes)")
     ap.add_argument("--checkpoint", type=Path, default=None, help="PerspNet checkpoint (default: the shipped one)")
+    ap.add_argument("--faces", default="all",
+                    help="all (every face, each with its own face_id), largest (one face, the largest), or N (at "
+                         "most N faces at a time) (default %(default)s)")
     add_quiet(ap)
     return ap
 
@@ -54,21 +58,25 @@ def main(argv: list[str] | None = None) -> int:
         config = TrackConfig(video=args.video, intrinsics=args.intrinsics, out=args.out, checkpoint=args.checkpoint,
                              device=args.device, batch_size=args.batch_size, filter=args.filter, ipd_mm=args.ipd_mm,
                              overlay=args.overlay, save_meshes=args.save_meshes, min_run_frames=args.min_run_frames,
-                             progress=show_progress(args))
+                             faces=args.faces, progress=show_progress(args))
     except ValueError as err:  # a bad option value
         return error(PROG, err)
     try:
-        result = track_video(config)
+        with interruptible():
+            result = track_video(config)
     except (VideoError, IntrinsicsError, CheckpointError, FaceModelNotFound, TrackError) as err:
         return error(PROG, err)
     except OutputError as err:
         return error(PROG, err, 1)
+    except KeyboardInterrupt as err:  # SIGINT or SIGTERM: the staging folder is gone with the unwinding
+        return interrupted(PROG, err, "nothing published, rerun to start again")
     s = result.summary
     ident = s["identity"]
     identity = (f", identity as large as a face of IPD {ident['size_ipd_mm']:.1f} mm"
                 if ident else ", no identity")
+    faces = "" if len(s["faces"]) < 2 else f", {len(s['faces'])} faces (identity of face 0)"
     print(f"{s['frames']} frames, {s['frames_with_pose']} with a pose ({100 * s['detection_rate']:.0f}%)"
-          f"{identity}, {s['processing_fps']:.1f} frames/s; wrote {result.out_dir}")
+          f"{faces}{identity}, {s['processing_fps']:.1f} frames/s; wrote {result.out_dir}")
     return 0
 
 

@@ -1,8 +1,11 @@
 """Files of a tracked clip: ``poses.csv``, the identity mesh (OBJ), the stability plot, and a staged folder.
 
-``poses.csv`` (:data:`TRACK_COLUMNS`), one row per decoded frame:
+``poses.csv`` (:data:`TRACK_COLUMNS`), one row per decoded frame and tracked face (each face from its track's
+first frame to its last; a frame on which no face is tracked has one row with an empty ``face_id`` and
+``success`` 0), ordered by frame then face:
 
-* ``frame`` (0-based stream index), ``timestamp_s`` (stream timestamp, seconds), ``success`` (1: the frame
+* ``frame`` (0-based stream index), ``face_id`` (the face's persistent id, :mod:`tracker.faces`),
+  ``timestamp_s`` (stream timestamp, seconds), ``success`` (1: the frame
   has an accepted pose measurement, 0: none), ``confidence`` (PnP confidence in [0, 1], 0 without success),
   ``inliers``, ``reproj_err_px`` (PnP inlier count and RMS reprojection error, pixels);
 * the filtered pose ``qw qx qy qz`` (unit quaternion (w, x, y, z) of ``R_cam_face``), ``tx ty tz``
@@ -26,16 +29,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from matplotlib.figure import Figure
 
 from perspnet.conventions import MM_PER_M, euler_deg_from_matrix, quat_wxyz_from_matrix
-from baseio.atomic import OutputError, atomic_path
+from baseio.atomic import OutputError, atomic_path, remove_stale_temporaries, write_error_message
 from baseio.schema import POSES_CSV
 from tracker.jitter import POSE_COLUMNS, RAW_PREFIX, SAVGOL_ORDER, SAVGOL_WINDOW, analyze, load_pose_runs
-from tracker.jitter_report import metrics_json
+
+if TYPE_CHECKING:  # pandas, matplotlib and the jitter report load where used: not before a command's first frame
+    import pandas as pd
 
 __all__ = ["TRACK_COLUMNS", "PoseTrack", "write_poses_csv", "read_poses_csv", "jitter_summary", "write_obj",
            "plot_stability", "check_output_folder", "staged_folder"]
@@ -59,6 +63,7 @@ class PoseTrack:
         R_raw, t_raw: the same for the per-frame PnP pose.
         box: ``(N, 3)`` (cx, cy, side) of the face box, pixels.
         shape_dev_mm: ``(N,)`` see the module docstring.
+        face_id: the face's id, written on every row; None for the rows of frames without a face.
     """
 
     frame: np.ndarray
@@ -73,6 +78,31 @@ class PoseTrack:
     t_raw: np.ndarray
     box: np.ndarray
     shape_dev_mm: np.ndarray
+    face_id: int | None = 0
+
+    @classmethod
+    def empty(cls, frame: np.ndarray | None = None, timestamp_s: np.ndarray | None = None) -> PoseTrack:
+        """Rows for ``frame (N,)`` at ``timestamp_s (N,)`` (none by default) without a face: no pose, no box,
+        ``face_id`` None."""
+        frame = np.zeros(0, np.int64) if frame is None else np.asarray(frame, np.int64)
+        n = len(frame)
+        timestamp_s = np.zeros(0) if timestamp_s is None else np.asarray(timestamp_s, np.float64)
+        nan1, nan3 = np.full(n, np.nan), np.full((n, 3), np.nan)
+        return cls(frame, timestamp_s, np.zeros(n, bool), np.zeros(n), nan1, nan1, np.full((n, 3, 3), np.nan), nan3,
+                   np.full((n, 3, 3), np.nan), nan3, nan3, nan1, None)
+
+    def on_frames(self, frame: np.ndarray, timestamp_s: np.ndarray) -> PoseTrack:
+        """This face's rows placed on every frame of ``frame (N,)`` (stream order, a superset of
+        ``self.frame``); frames it has no row on get no pose and no box."""
+        out = PoseTrack.empty(frame, timestamp_s)
+        k = np.searchsorted(frame, self.frame)
+        fields = {}
+        for name in ("success", "confidence", "inliers", "reproj_err_px", "R", "t", "R_raw", "t_raw", "box",
+                     "shape_dev_mm"):
+            values = getattr(out, name).copy()
+            values[k] = getattr(self, name)
+            fields[name] = values
+        return replace(out, face_id=self.face_id, **fields)
 
     def scaled(self, s: float) -> PoseTrack:
         """The track with every translation (filtered and raw) multiplied by ``s``."""
@@ -80,9 +110,12 @@ class PoseTrack:
 
     def table(self) -> pd.DataFrame:
         """The :data:`TRACK_COLUMNS` table; cells of rows without success are emptied (nan)."""
+        import pandas as pd
+
         ok = self.success
         cols: dict[str, np.ndarray] = {
-            "frame": self.frame.astype(np.int64), "timestamp_s": self.timestamp_s,
+            "frame": self.frame.astype(np.int64),
+            "face_id": pd.array([self.face_id] * len(ok), dtype="Int64"), "timestamp_s": self.timestamp_s,
             "success": ok.astype(np.int64), "confidence": np.where(ok, self.confidence, 0.0),
             "inliers": pd.array(np.where(ok, self.inliers, np.nan), dtype="Int64"),
             "reproj_err_px": np.where(ok, self.reproj_err_px, np.nan)}
@@ -100,15 +133,23 @@ class PoseTrack:
         return pd.DataFrame(cols, columns=list(TRACK_COLUMNS))
 
 
-def write_poses_csv(path: str | os.PathLike[str], track: PoseTrack) -> None:
-    """Write ``track.table()`` as CSV atomically (empty cells for nan, 9 significant digits)."""
+def write_poses_csv(path: str | os.PathLike[str], tracks: PoseTrack | list[PoseTrack]) -> None:
+    """Write the tables of ``tracks`` (one per face, and the frames without a face) as one CSV, atomically,
+    rows ordered by frame then face id (empty cells for nan, 9 significant digits)."""
+    import pandas as pd
+
+    tracks = [tracks] if isinstance(tracks, PoseTrack) else tracks
+    table = pd.concat([t.table() for t in tracks], ignore_index=True) if tracks else PoseTrack.empty().table()
+    table = table.sort_values(["frame", "face_id"], kind="stable", na_position="first")
     with atomic_path(path) as tmp:
-        track.table().to_csv(tmp, index=False, float_format="%.9g", na_rep="")
+        table.to_csv(tmp, index=False, float_format="%.9g", na_rep="")
 
 
 def read_poses_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a ``poses.csv`` back: :data:`TRACK_COLUMNS` in order, empty cells as nan, ``inliers`` Int64."""
-    df = pd.read_csv(path, dtype={"inliers": "Int64"})
+    import pandas as pd
+
+    df = pd.read_csv(path, dtype={"inliers": "Int64", "face_id": "Int64"})
     if tuple(df.columns) != TRACK_COLUMNS:
         raise ValueError(f"{path}: not a track poses.csv (columns {list(df.columns)[:6]}...)")
     return df
@@ -119,6 +160,8 @@ def jitter_summary(poses_csv: str | os.PathLike[str], label: str, source: str, f
     only "<label>:raw" when not ``filtered``, i.e. ``--filter none``), as
     :func:`tracker.jitter_report.metrics_json` gives them (nan as null), each run's ``source`` set to
     ``source`` (the published path, when ``poses_csv`` is still in a staging folder)."""
+    from tracker.jitter_report import metrics_json
+
     jitter = metrics_json(analyze(load_pose_runs(poses_csv, label, filtered)), SAVGOL_WINDOW, SAVGOL_ORDER)
     for run in jitter["runs"]:
         run["source"] = source
@@ -135,27 +178,42 @@ def write_obj(path: str | os.PathLike[str], verts: np.ndarray, triangles: np.nda
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def plot_stability(path: str | os.PathLike[str], track: PoseTrack, title: str = "") -> None:
-    """``tx ty tz`` (mm) and yaw, pitch, roll (deg) over time: raw PnP as dots, filtered as lines."""
+def plot_stability(path: str | os.PathLike[str], tracks: PoseTrack | dict[int, PoseTrack], title: str = "") -> None:
+    """``tx ty tz`` (mm) and yaw, pitch, roll (deg) over time: raw PnP as dots, filtered as lines; with
+    several faces (``tracks``: face id -> track) one colour per face."""
+    from matplotlib.figure import Figure
+
+    tracks = {0: tracks} if isinstance(tracks, PoseTrack) else tracks
     fig = Figure(figsize=(12, 7), layout="constrained")
     axes = fig.subplots(2, 3, sharex=True)
-    ok = track.success
-    series = []
-    for R, t in ((track.R_raw, track.t_raw), (track.R, track.t)):
-        values = np.full((len(ok), 6), np.nan)
-        if ok.any():
-            values[ok] = np.column_stack([t[ok] * MM_PER_M, euler_deg_from_matrix(R[ok])])
-        series.append(values)
     names = ("tx [mm]", "ty [mm]", "tz [mm]", "yaw [deg]", "pitch [deg]", "roll [deg]")
-    for k, (ax, name) in enumerate(zip(axes.ravel(), names)):
-        ax.plot(track.timestamp_s, series[0][:, k], ".", ms=3, color="0.6", label="raw")
-        ax.plot(track.timestamp_s, series[1][:, k], "-", lw=1.2, color="C0", label="filtered")
+    several = len(tracks) > 1
+    for face_id, track in sorted(tracks.items()):
+        ok = track.success
+        series = []
+        for R, t in ((track.R_raw, track.t_raw), (track.R, track.t)):
+            values = np.full((len(ok), 6), np.nan)
+            if ok.any():
+                values[ok] = np.column_stack([t[ok] * MM_PER_M, euler_deg_from_matrix(R[ok])])
+            series.append(values)
+        colour = f"C{face_id % 10}"
+        for k, ax in enumerate(axes.ravel()):
+            ax.plot(track.timestamp_s, series[0][:, k], ".", ms=3, color=colour if several else "0.6", alpha=0.5
+                    if several else 1.0, label=f"face {face_id} raw" if several else "raw")
+            ax.plot(track.timestamp_s, series[1][:, k], "-", lw=1.2, color=colour,
+                    label=f"face {face_id} filtered" if several else "filtered")
+    for ax, name in zip(axes.ravel(), names):
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
     for ax in axes[1]:
         ax.set_xlabel("time [s]")
-    axes[0, 0].legend(fontsize=8)
-    fig.suptitle(title or f"{int(ok.sum())} / {len(ok)} frames with a pose")
+    if tracks:
+        axes[0, 0].legend(fontsize=8)
+    n_ok = sum(int(t.success.sum()) for t in tracks.values())
+    if n_ok == 0:  # say so on the empty plots
+        for ax in axes.ravel():
+            ax.text(0.5, 0.5, "no pose", transform=ax.transAxes, ha="center", va="center", color="C3")
+    fig.suptitle(title or f"{n_ok} face-frames with a pose")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
 
@@ -187,13 +245,16 @@ def staged_folder(final_dir: str | os.PathLike[str], owned: tuple[str, ...] = ()
     and files named in ``owned`` that this run did not write are removed from ``final_dir`` (outputs of
     an earlier run that would no longer match); when ``final_dir`` does not exist the folder is renamed
     to it. On an exception the staged folder is deleted, so a failed run leaves no half-written output
-    folder (an existing ``final_dir`` keeps its files).
+    folder (an existing ``final_dir`` keeps its files). Staged folders of ``final_dir`` left by runs that
+    were killed (SIGKILL: no cleanup ran) are removed first (:func:`baseio.atomic.remove_stale_temporaries`).
 
     Raises:
-        OutputError: the parent folder cannot be created or written, or ``final_dir`` is a file.
+        OutputError: the parent folder cannot be created or written, ``final_dir`` is a file, or the storage
+            failed while writing (full disk, ...: :func:`baseio.atomic.write_error_message`).
     """
     final = Path(final_dir)
     check_output_folder(final)
+    remove_stale_temporaries(final.parent, final.name)
     stage = final.parent / f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -201,7 +262,13 @@ def staged_folder(final_dir: str | os.PathLike[str], owned: tuple[str, ...] = ()
     except OSError as err:
         raise OutputError(f"cannot create {final}: {err.strerror or err}") from err
     try:
-        yield stage
+        try:
+            yield stage
+        except OSError as err:
+            message = write_error_message(getattr(err, "filename", None) or stage, err)
+            if message is None:
+                raise
+            raise OutputError(message.replace(str(stage), str(final))) from err
         try:
             if not final.exists():
                 os.replace(stage, final)

@@ -21,12 +21,13 @@ from perspnet.checkpoint import default_checkpoint_path
 from perspnet.conventions import matrix_from_euler_deg, project_points, transform_points
 from perspnet.intrinsics import Intrinsics, save_intrinsics
 from perspnet.landmarker import FaceLandmarker
-from perspnet.synth.clips import ClipConfig, write_clip
 from perspnet.crop import box_from_points
+from perspnet.synth.clips import ClipConfig, write_clip
 from pipelines.mediapipe_track import MediaPipeTrackConfig, mediapipe_track
 from pipelines.track_cli import main as track_main
 from pipelines.track_outputs import TRACK_COLUMNS, read_poses_csv, staged_folder
-from pipelines.track_video import STAGES, TrackConfig, camera_for_video, confirmed_runs, track_video
+from pipelines.track_faces import confirmed_runs
+from pipelines.track_video import STAGES, TrackConfig, camera_for_video, track_video
 from baseio.video_io import VideoWriter, iter_frames
 from tracker.acquisition import box_from_pose, box_in_view, box_similarity, box_thumbnail
 from tracker.identity import IdentityConfig
@@ -48,20 +49,21 @@ def clip(tmp_path_factory, test_generator):
 
 @pytest.fixture(scope="module")
 def tracked(clip, tiny_checkpoint, tmp_path_factory):
-    """The clip tracked with K.json plus a little lens distortion (the undistortion paths run)."""
+    """The clip tracked with K.json plus a little lens distortion (the undistortion paths run), as one face
+    (the tiny model's garbage shapes would not tell a face lost and found again from a new one)."""
     folder = tmp_path_factory.mktemp("track")
     save_intrinsics(folder / "K.json", Intrinsics(fx=300.0, fy=300.0, cx=160.0, cy=120.0, width=320, height=240,
                                                   dist=(0.02, -0.01, 0.0, 0.0)))
     config = TrackConfig(video=clip / "video.mp4", intrinsics=folder / "K.json", out=folder / "out",
                          checkpoint=tiny_checkpoint, device="cpu", batch_size=6, overlay=True, save_meshes=True,
-                         min_run_frames=1, tracker=LOOSE)
+                         min_run_frames=1, tracker=LOOSE, faces="largest")
     return track_video(config, notify=None)
 
 
 def test_outputs_exist_with_the_documented_columns(tracked):
     out = tracked.out_dir
     names = {"poses.csv", "identity.obj", "identity.npz", "meshes.npz", "overlay.mp4", "stability.png",
-             "summary.json"}
+             "summary.json", "identity_0.obj", "identity_0.npz", "meshes_0.npz"}
     assert {p.name for p in out.iterdir()} == names
     assert set(tracked.files) == names
     header = (out / "poses.csv").read_text().splitlines()[0].split(",")
@@ -75,7 +77,9 @@ def test_poses_csv_round_trips(tracked):
     df = read_poses_csv(tracked.out_dir / "poses.csv")
     expected = tracked.track.table()
     assert list(df.columns) == list(expected.columns)
-    for column in TRACK_COLUMNS:
+    face0 = tracked.faces[0]  # face 0's rows: from its first to its last pose; the frames around them have no face
+    assert df.face_id.tolist() == [0 if f in set(face0.frame) else pd.NA for f in df.frame]
+    for column in TRACK_COLUMNS[2:]:
         a, b = df[column].to_numpy(dtype=float, na_value=np.nan), expected[column].to_numpy(dtype=float,
                                                                                              na_value=np.nan)
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12, equal_nan=True, err_msg=column)
@@ -121,9 +125,11 @@ def test_summary(tracked):
 
 
 def test_meshes_and_overlay(tracked):
-    meshes = np.load(tracked.out_dir / "meshes.npz")
-    assert meshes["verts_cam_m"].shape == (20, 468, 3)
-    np.testing.assert_array_equal(meshes["valid"], tracked.track.success)
+    meshes = np.load(tracked.out_dir / "meshes.npz")  # face 0's frames
+    face0 = tracked.faces[0]
+    assert meshes["verts_cam_m"].shape == (len(face0.frame), 468, 3)
+    np.testing.assert_array_equal(meshes["frame"], face0.frame)
+    np.testing.assert_array_equal(meshes["valid"], face0.success)
     assert np.isfinite(meshes["verts_cam_m"][meshes["valid"]]).all()
     assert np.isnan(meshes["verts_cam_m"][~meshes["valid"]]).all()
     assert len(list(iter_frames(tracked.out_dir / "overlay.mp4"))) == 20
@@ -178,23 +184,11 @@ def test_no_face_video_gives_valid_empty_outputs(tiny_checkpoint, tmp_path, caps
     assert df[POSE_CELLS + ["box_x", "shape_dev_mm"]].isna().all().all()
     assert not (tmp_path / "nf" / "identity.obj").exists()
     s = json.loads((tmp_path / "nf" / "summary.json").read_text())
-    assert s["frames_with_pose"] == 0 and s["identity"] is None and s["detector_calls"] == n
+    assert s["frames_with_pose"] == 0 and s["identity"] is None and s["faces"] == []
+    assert s["detector_calls"] >= n - s["box_sources"].get("detect-reuse", 0)  # every frame searched but
+    # those that reused a detection made on an earlier frame of their batch
     assert any("field of view" in note for note in s["notes"])
     assert (tmp_path / "nf" / "stability.png").stat().st_size > 1000
-
-
-def test_several_faces_track_the_largest_and_say_so(tiny_checkpoint, tmp_path):
-    image = cv2.imread(str(pyfeat_file("multi_face.jpg")))[:666, :, ::-1].copy()  # BGR -> RGB, even height
-    with VideoWriter(tmp_path / "two.mp4", image.shape[1], image.shape[0], Fraction(25)) as writer:
-        for _ in range(3):
-            writer.write(image)
-    with FaceLandmarker("image", max_faces=4) as landmarker:
-        faces = landmarker.detect(next(iter_frames(tmp_path / "two.mp4")).image_rgb)
-    assert len(faces) == 2
-    result = track_video(TrackConfig(video=tmp_path / "two.mp4", checkpoint=tiny_checkpoint, device="cpu"), notify=None)
-    assert result.out_dir == tmp_path / "two_track"
-    assert any("several faces" in note and "largest" in note for note in result.summary["notes"])
-    np.testing.assert_allclose(result.track.box[0], box_from_points(faces[0].points_px), atol=1.0)
 
 
 def test_camera_for_video_scales_k_with_a_note(tmp_path):
@@ -423,8 +417,11 @@ def test_shipped_checkpoint_on_real_footage_drops_and_takes_up_the_face(name, tm
     assert track_main([str(pyfeat_file(name)), "--out", str(out), "--device", "cpu", "--quiet"]) == 0
     track = read_poses_csv(out / "poses.csv")
     ok = track["success"].to_numpy(bool)
-    assert len(ok) == 169 and np.count_nonzero(np.diff(ok.astype(int))) == 1
-    face, empty = (ok[:60], ok[-80:]) if name == "face_noface.mov" else (ok[-60:], ok[:80])
+    # one run of poses, or two when the face is first found half in view as he enters (the tiled search finds
+    # it there) and lost for a moment before it is wholly in view
+    assert len(ok) == 169 and np.count_nonzero(np.diff(ok.astype(int))) in ((1,) if name == "face_noface.mov"
+                                                                             else (1, 3))
+    face, empty = (ok[:60], ok[-80:]) if name == "face_noface.mov" else (ok[-60:], ok[:75])
     assert face.all() and not empty.any()
     assert track["tz"].to_numpy()[~ok].size and np.isnan(track["tz"].to_numpy()[~ok]).all()
     assert np.all((track["tz"][ok] > 0.2) & (track["tz"][ok] < 1.0))

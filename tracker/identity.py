@@ -192,6 +192,24 @@ class IdentityEstimator:
         self._identity = self._unit_identity * size + weighted_median(np.stack(self._centres), w)
         self._new_samples = 0
 
+    @classmethod
+    def merged(cls, estimators: list[IdentityEstimator]) -> IdentityEstimator:
+        """One estimator holding the shapes kept by each of ``estimators`` (the tracks of one face; they
+        are left unchanged), thinned as :meth:`add` thins when over ``max_samples``; the first one's config."""
+        out = cls(estimators[0].config)
+        for est in estimators:
+            out._unit += est._unit
+            out._centres += est._centres
+            out._sizes += est._sizes
+            out._weights += est._weights
+            out.n_accepted += est.n_accepted
+        while len(out._unit) > out.config.max_samples:
+            for samples in (out._unit, out._centres, out._sizes, out._weights):
+                del samples[1::2]
+            out.stride *= 2
+        out._new_samples = len(out._unit)
+        return out
+
     def _aligned(self, verts: np.ndarray) -> np.ndarray:
         """``verts (n, 3)`` with its similarity to the running identity removed (robust fit, module doc;
         unchanged when there is no identity)."""

@@ -48,9 +48,9 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -59,9 +59,8 @@ from perspnet.inference import PerspNetPredictor
 from perspnet.intrinsics import Intrinsics, undistort_points
 from perspnet.landmark_ids import EYE_CORNERS
 from perspnet.validate import check_int, check_range
-from perspnet.landmarker import FaceLandmarker
 from baseio.video_io import Frame
-from tracker.acquisition import (Detection, box_from_pose, box_in_view, box_similarity, box_thumbnail, boxes_agree,
+from tracker.acquisition import (Detection, FaceSearch, box_from_pose, box_in_view, box_similarity, box_thumbnail, boxes_agree,
                                  detect_face)
 from tracker.identity import FrameShape, IdentityConfig, IdentityEstimator
 from tracker.kalman import PERSPNET_FILTER, FilterConfig, SE3KalmanFilter, propagate
@@ -69,7 +68,8 @@ from tracker.measure import Correspondences, FrameResult, MeasureConfig, Measure
 from tracker.surface import MeshIndex, closest_on_mesh
 
 __all__ = ["OnlineConfig", "Correspondences", "FrameResult", "StageTimer", "solve_frame",
-           "OnlineTracker", "TIME_NUDGE_S"]
+           "OnlineTracker", "TrackBatch",
+           "FrameMeasurement", "TIME_NUDGE_S"]
 
 TIME_NUDGE_S = 1e-6  # a frame whose timestamp does not increase is placed this much after the previous one
 MASK_HISTORY = 15  # accepted frames whose mask fractions set the reference of OnlineConfig.redetect_mask_drop
@@ -145,6 +145,40 @@ class StageTimer:
             self.seconds[stage] += time.perf_counter() - start
 
 
+@dataclass
+class TrackBatch:
+    """One batch of frames of one face in progress (:meth:`OnlineTracker.begin`).
+
+    Attributes:
+        frames: the batch's frames, in stream order.
+        times: their filter times, seconds (strictly increasing).
+        boxes: per frame ``(3,)`` (cx, cy, side) pixels or None; step 4 may change them.
+        sources: per frame the box's source (:class:`FrameResult` ``box_source``).
+        net: PerspNet's outputs on the boxed frames; ``slot``: frame -> item of ``net``.
+        redetections: step-4 detector runs made in this batch.
+    """
+
+    frames: list[Frame]
+    times: list[float]
+    boxes: list[np.ndarray | None]
+    sources: list[str]
+    net: dict[str, np.ndarray] = field(default_factory=dict)
+    slot: dict[int, int] = field(default_factory=dict)
+    redetections: int = 0
+
+
+@dataclass(frozen=True)
+class FrameMeasurement:
+    """A frame's measurement before it is committed (:meth:`OnlineTracker.measure`); fields as in
+    :class:`FrameResult`, ``thumbnail`` the box's :func:`tracker.acquisition.box_thumbnail`."""
+
+    measurement: Measurement | None
+    shape: FrameShape | None
+    verts_raw: np.ndarray | None
+    correspondences: Correspondences | None
+    thumbnail: np.ndarray | None
+
+
 class OnlineTracker:
     """Causal tracking of one face through a clip; see the module docstring.
 
@@ -154,18 +188,23 @@ class OnlineTracker:
         face_model: the mesh topology (triangles) shared with the checkpoint.
         config: see :class:`OnlineConfig`.
         timer: stage timings are added to it ("detect", "network", "identity", "pnp").
+        detector: ``detector(frame, near_box)`` answers the tracker's detector runs (steps 1 and 4) instead
+            of its own landmarker (:func:`tracker.acquisition.detect_face`): a manager of several faces
+            (:mod:`tracker.faces`) keeps each tracker to its own face with it.
     """
 
     def __init__(self, predictor: PerspNetPredictor, intr: Intrinsics, face_model: FaceModel,
-                 config: OnlineConfig = OnlineConfig(), timer: StageTimer | None = None) -> None:
+                 config: OnlineConfig = OnlineConfig(), timer: StageTimer | None = None,
+                 detector: Callable[[Frame, np.ndarray | None], Detection] | None = None) -> None:
         self.predictor = predictor
+        self.detector = detector
         self.intr = intr
         self.config = config
         self.timer = timer or StageTimer()
         self.mesh = MeshIndex(face_model.triangles, face_model.n_verts)
         self.identity = IdentityEstimator(config.identity)
         self.kf = SE3KalmanFilter(config.filter)
-        self.landmarker: FaceLandmarker | None = None  # created at the first detection
+        self.landmarker: FaceSearch | None = None  # created at the first detection
         self.detector_calls = 0
         self.max_faces_seen = 0
         self.frames_with_several_faces = 0
@@ -199,9 +238,25 @@ class OnlineTracker:
             return None
         return propagate(s.R, s.t, s.v, time_s - self._time_s)
 
+    def predicted_pose(self, time_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(R_cam_face, t_cam_face)`` the online filter predicts at ``time_s`` (before that frame is
+        committed), None without a track."""
+        return self._predicted(time_s)
+
+    def predicted_box(self, time_s: float) -> np.ndarray | None:
+        """Box (cx, cy, side) of the last accepted shape at the pose predicted for ``time_s``; None without
+        a track."""
+        pose = self._predicted(time_s) if self._shape is not None else None
+        return None if pose is None else box_from_pose(*pose, self._shape, self.intr)
+
+    @property
+    def has_shape(self) -> bool:
+        """Whether a frame was ever accepted."""
+        return self._shape is not None
+
     def _landmarks(self, image_rgb: np.ndarray, near: np.ndarray | None) -> Detection:
         if self.landmarker is None:
-            self.landmarker = FaceLandmarker("image", max_faces=self.config.max_faces)
+            self.landmarker = FaceSearch()
         return detect_face(self.landmarker, image_rgb, near)
 
     def _eye_corners(self, frame: Frame, box: np.ndarray, accepted: bool) -> np.ndarray | None:
@@ -212,9 +267,9 @@ class OnlineTracker:
             det = self._landmarks(frame.image_rgb, box)
         return None if det.points_px is None else undistort_points(det.points_px[list(EYE_CORNERS)], self.intr)
 
-    def _detect(self, image_rgb: np.ndarray, time_s: float, near: np.ndarray | None = None) -> Detection:
+    def _detect(self, frame: Frame, time_s: float, near: np.ndarray | None = None) -> Detection:
         with self.timer("detect"):
-            det = self._landmarks(image_rgb, near)
+            det = self._landmarks(frame.image_rgb, near) if self.detector is None else self.detector(frame, near)
         self._detected_s = time_s
         self.detector_calls += 1
         self.max_faces_seen = max(self.max_faces_seen, det.n_faces)
@@ -233,7 +288,7 @@ class OnlineTracker:
             pose = self._predicted(time_s) if shape is not None else None
             box = box_from_pose(*pose, shape, self.intr) if pose is not None else None
             if k == 0 and box_in_view(box, w, h, min_px) and time_s - self._detected_s >= self.config.reanchor_s:
-                det = self._detect(frame.image_rgb, time_s, near=box)
+                det = self._detect(frame, time_s, near=box)
                 if box_in_view(det.box, w, h, min_px):
                     self.reanchors += 1
                     shift, scale = det.box[:2] - box[:2], det.box[2] / box[2]
@@ -256,7 +311,7 @@ class OnlineTracker:
                 boxes.append(detected)
                 sources.append("detect-reuse")
             else:
-                found = self._detect(frame.image_rgb, time_s).box
+                found = self._detect(frame, time_s).box
                 detected = found if box_in_view(found, w, h, min_px) else None
                 boxes.append(detected)
                 sources.append("none" if detected is None else "detect")
@@ -306,50 +361,84 @@ class OnlineTracker:
         seen = box_from_pose(m.pnp.R_cam_face, m.pnp.t_cam_face, shape.verts_face_m, self.intr)
         return not boxes_agree(seen, box, self.config.max_box_offset)
 
-    def process(self, frames: list[Frame]) -> list[FrameResult]:
-        """Track the next ``frames`` of the clip (in stream order); one :class:`FrameResult` each."""
+    def begin(self, frames: list[Frame], seed_box: np.ndarray | None = None) -> TrackBatch:
+        """Steps 1 of the module doc for the next ``frames``: filter times, boxes and their sources. With
+        ``seed_box`` (a detection made by the caller on ``frames[0]``) the first frame uses it and the
+        batch's frames without a predicted box reuse it. PerspNet has not run yet (:meth:`run_network`)."""
         times, previous = [], self._time_s
         for frame in frames:
             previous = self._filter_time(frame.timestamp_s, previous)
             times.append(previous)
-        boxes, sources = self._boxes(frames, times)
-        net, slot = self._network(frames, boxes)
-        results, redetections = [], 0
+        if seed_box is None:
+            boxes, sources = self._boxes(frames, times)
+        else:
+            boxes = [np.asarray(seed_box, np.float64)] * len(frames)
+            sources = ["detect"] + ["detect-reuse"] * (len(frames) - 1)
+        return TrackBatch(frames, times, boxes, sources)
+
+    def boxed(self, batch: TrackBatch) -> list[int]:
+        """Frames of ``batch`` that have a box (the items PerspNet runs on, in order)."""
+        return [i for i, box in enumerate(batch.boxes) if box is not None]
+
+    def run_network(self, batch: TrackBatch) -> None:
+        """Step 2: PerspNet on the batch's boxed frames (a caller batching several faces together sets
+        ``batch.net`` and ``batch.slot`` itself)."""
+        batch.net, batch.slot = self._network(batch.frames, batch.boxes)
+
+    def measure(self, batch: TrackBatch, i: int) -> FrameMeasurement:
+        """Steps 3 and 4 for frame ``i`` of ``batch``: PnP, and the search for a face that left its box
+        (which may change the boxes of frames ``i`` and later and run PerspNet on them again)."""
+        frame, time_s = batch.frames[i], batch.times[i]
+        boxes, sources = batch.boxes, batch.sources
         w, h, min_px = self.intr.width, self.intr.height, self.config.min_face_px
-        for i, (frame, time_s) in enumerate(zip(frames, times)):
-            m, shape, verts_raw, corr = self._measure(net, slot.get(i), time_s)
-            thumbnail = None if boxes[i] is None else box_thumbnail(frame.image_rgb, boxes[i])
-            on_box = m is not None and m.accepted and not self._off_box(m, shape, boxes[i])
-            if (sources[i] in ("track", "detect-reuse") and redetections < self.config.redetect_per_batch
-                    and (not on_box or self._mask_dropped(net["mask_fraction"][slot[i]])
-                         or self._looks_different(thumbnail))):
-                # the face may have left a box that was not found on this frame: look for it here (step 4)
-                redetections += 1
-                found = self._detect(frame.image_rgb, time_s).box
-                if box_in_view(found, w, h, min_px) and not (on_box and boxes_agree(found, boxes[i],
-                                                                                   self.config.max_box_offset)):
-                    self.redetections += 1
-                    boxes[i:] = [found] * (len(frames) - i)
-                    sources[i:] = ["redetect"] + ["detect-reuse"] * (len(frames) - i - 1)
-                    net, slot = self._network(frames, boxes, first=i)
-                    m, shape, verts_raw, corr = self._measure(net, slot.get(i), time_s)
-                    thumbnail = box_thumbnail(frame.image_rgb, found)
-            self.cold_fallbacks += m is not None and m.cold_fallback
-            accepted = m is not None and m.accepted
-            with self.timer("pnp"):
-                if accepted and sources[i] == "redetect":
-                    self.kf.restart()  # the face was found away from the track: follow it from here
-                if accepted:
-                    self.kf.step(time_s, (m.pnp.R_cam_face, m.pnp.t_cam_face), m.pnp.confidence)
-                else:
-                    self.kf.step(time_s, None)
-            self._time_s = time_s
+        m, shape, verts_raw, corr = self._measure(batch.net, batch.slot.get(i), time_s)
+        thumbnail = None if boxes[i] is None else box_thumbnail(frame.image_rgb, boxes[i])
+        on_box = m is not None and m.accepted and not self._off_box(m, shape, boxes[i])
+        if (sources[i] in ("track", "detect-reuse") and batch.redetections < self.config.redetect_per_batch
+                and (not on_box or self._mask_dropped(batch.net["mask_fraction"][batch.slot[i]])
+                     or self._looks_different(thumbnail))):
+            # the face may have left a box that was not found on this frame: look for it here (step 4)
+            batch.redetections += 1
+            found = self._detect(frame, time_s).box
+            if box_in_view(found, w, h, min_px) and not (on_box and boxes_agree(found, boxes[i],
+                                                                               self.config.max_box_offset)):
+                self.redetections += 1
+                n = len(batch.frames)
+                boxes[i:] = [found] * (n - i)
+                sources[i:] = ["redetect"] + ["detect-reuse"] * (n - i - 1)
+                batch.net, batch.slot = self._network(batch.frames, boxes, first=i)
+                m, shape, verts_raw, corr = self._measure(batch.net, batch.slot.get(i), time_s)
+                thumbnail = box_thumbnail(frame.image_rgb, found)
+        return FrameMeasurement(m, shape, verts_raw, corr, thumbnail)
+
+    def commit(self, batch: TrackBatch, i: int, fm: FrameMeasurement, veto: bool = False) -> FrameResult:
+        """Frame ``i``'s measurement into the online filter and the identity; its :class:`FrameResult`.
+        ``veto``: the caller found the measurement belongs to another face (it is kept as not accepted)."""
+        frame, time_s = batch.frames[i], batch.times[i]
+        m = fm.measurement
+        if veto and m is not None and m.accepted:
+            m = replace(m, accepted=False)
+        self.cold_fallbacks += m is not None and m.cold_fallback
+        accepted = m is not None and m.accepted
+        with self.timer("pnp"):
+            if accepted and batch.sources[i] == "redetect":
+                self.kf.restart()  # the face was found away from the track: follow it from here
             if accepted:
-                with self.timer("identity"):
-                    self.identity.add(verts_raw, m.pnp.confidence)
-                self._shape = shape.verts_face_m
-                self._mask_history.append(float(net["mask_fraction"][slot[i]]))
-                self._thumbnail = thumbnail
-            results.append(FrameResult(frame.index, frame.timestamp_s, time_s, boxes[i], sources[i], m, shape,
-                                       verts_raw, corr, self._eye_corners(frame, boxes[i], accepted)))
-        return results
+                self.kf.step(time_s, (m.pnp.R_cam_face, m.pnp.t_cam_face), m.pnp.confidence)
+            else:
+                self.kf.step(time_s, None)
+        self._time_s = time_s
+        if accepted:
+            with self.timer("identity"):
+                self.identity.add(fm.verts_raw, m.pnp.confidence)
+            self._shape = fm.shape.verts_face_m
+            self._mask_history.append(float(batch.net["mask_fraction"][batch.slot[i]]))
+            self._thumbnail = fm.thumbnail
+        return FrameResult(frame.index, frame.timestamp_s, time_s, batch.boxes[i], batch.sources[i], m, fm.shape,
+                           fm.verts_raw, fm.correspondences, self._eye_corners(frame, batch.boxes[i], accepted))
+
+    def process(self, frames: list[Frame]) -> list[FrameResult]:
+        """Track the next ``frames`` of the clip (in stream order); one :class:`FrameResult` each."""
+        batch = self.begin(frames)
+        self.run_network(batch)
+        return [self.commit(batch, i, self.measure(batch, i)) for i in range(len(frames))]

@@ -175,17 +175,21 @@ class SampleGenerator:
                light: Light, background: np.ndarray) -> SynthSample:
         """Render given everything; used by :meth:`sample` and by the clip generator."""
         out = render_face(self.face_model, verts_face_m, R, t, K, height, width, texture, background, light)
-        image = out.image
+        image = self.finish(rng, out.image)
+        return SynthSample(image=image, K=K, R_cam_face=R, t_cam_face=t, verts_face_m=verts_face_m, mask=out.mask,
+                           tri_id=out.tri_id, bary=out.bary,
+                           uv_map=uv_position_map(self.face_model, verts_face_m, self.cfg.uv_size),
+                           ipd_mm=ipd_m * 1000.0, identity=ident.name)
+
+    def finish(self, rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+        """The camera's softness (a Gaussian blur, half the time) and sensor noise on a rendered
+        ``(H, W, 3) uint8`` image; deterministic given ``rng``."""
         if rng.random() < 0.5:  # camera softness
             image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, 0.9))
         noise = np.empty(image.shape, np.int16)  # sensor noise; cv2.randn is seeded from rng for determinism
         cv2.setRNGSeed(int(rng.integers(2 ** 31)))
         cv2.randn(noise, 0, float(rng.uniform(0, 3)))
-        image = cv2.add(image, noise, dtype=cv2.CV_8U)
-        return SynthSample(image=image, K=K, R_cam_face=R, t_cam_face=t, verts_face_m=verts_face_m, mask=out.mask,
-                           tri_id=out.tri_id, bary=out.bary,
-                           uv_map=uv_position_map(self.face_model, verts_face_m, self.cfg.uv_size),
-                           ipd_mm=ipd_m * 1000.0, identity=ident.name)
+        return cv2.add(image, noise, dtype=cv2.CV_8U)
 
     def jitter_texture(self, rng: np.random.Generator, texture: np.ndarray) -> np.ndarray:
         gain = rng.normal(1.0, 0.08, 3) * rng.uniform(0.8, 1.15)
