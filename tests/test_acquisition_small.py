@@ -47,12 +47,14 @@ def search():
 
 
 def _paste(canvas: np.ndarray, image: np.ndarray, points: np.ndarray, height_px: float, x0: int, y0: int) -> np.ndarray:
-    """Paste ``image`` scaled so its face is ``height_px`` from brow to chin, top-left at (x0, y0); return the
-    true landmark box (cx, cy, side) in the canvas."""
+    """Paste ``image`` scaled so its face is ``height_px`` from brow to chin, top-left at (x0, y0) (parts
+    outside the canvas are cut off); return the true landmark box (cx, cy, side) in the canvas."""
     scale = height_px / np.linalg.norm(points[BROW] - points[CHIN])
     h, w = image.shape[:2]
     size = (round(w * scale), round(h * scale))
-    canvas[y0:y0 + size[1], x0:x0 + size[0]] = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    cut_x, cut_y = max(0, -x0), max(0, -y0)
+    canvas[y0 + cut_y:y0 + size[1], x0 + cut_x:x0 + size[0]] = small[cut_y:, cut_x:]
     return box_from_points((points + 0.5) * (size[0] / w, size[1] / h) - 0.5 + (x0, y0))
 
 
@@ -127,3 +129,22 @@ def test_tiles_hold_every_face_in_the_detectors_range():
                               and y <= (cy - det / 2) * scale and (cy + det / 2) * scale <= y + th)
                     held |= inside and MIN_FACE_FRACTION * DETECTOR_INPUT_PX * 0.99 <= d <= 0.9 * max(tw, th)
             assert held, (width, height, side, cx, cy)
+
+
+def test_a_face_at_the_frame_corner_keeps_its_box(sources, search):
+    """The landmark crop around a face in a corner reaches outside the frame (padded): the box stays put."""
+    image, points = sources[1]
+    canvas = _grey(1280, 720)
+    at_origin = _paste(np.zeros_like(canvas), image, points, 90.0, 0, 0)
+    x0, y0 = np.round(4 - (at_origin[:2] - at_origin[2] / 2)).astype(int)  # the face box 4 px from the corner
+    expected = _paste(canvas, image, points, 90.0, int(x0), int(y0))
+    assert np.all(expected[:2] - expected[2] / 2 < 5)
+    faces = search.find(canvas)
+    assert len(faces) == 1
+    assert box_iou(faces[0].box, expected) > 0.8
+
+
+@pytest.mark.parametrize("kwargs", [{"min_side_px": 0}, {"min_score": 1.0}, {"nms_iou": 0.0}, {"max_candidates": 0}])
+def test_search_config_rejects_bad_values(kwargs):
+    with pytest.raises(ValueError):
+        SearchConfig(**kwargs)
