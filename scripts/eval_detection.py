@@ -242,8 +242,8 @@ def main() -> None:
         results["cost"] = cost(search, landmarker, backgrounds, args.cost_reps, rng)
 
     print(f"\nrecall by face height (brow to chin), IoU >= {MATCH_IOU} with the true landmark box")
-    print(f"{'set':8s} {'method':11s} " + " ".join(f"{lo}-{hi if hi < np.inf else '':<4}".rjust(15) for lo, hi in BINS_PX)
-          + "  false alarms/frame")
+    header = " ".join(f"{lo}-{hi if hi < np.inf else '':<4}".rjust(15) for lo, hi in BINS_PX)
+    print(f"{'set':8s} {'method':11s} {header}  false alarms/frame")
     for name in ("renders", "real", "empty"):
         for method in ("search", "landmarker"):
             r = results[name][method]
@@ -255,7 +255,8 @@ def main() -> None:
     print(f"\ncost per frame, median of {args.cost_reps}, ms wall / CPU: full search (min side "
           f"{SearchConfig().min_side_px:.0f} px, face-free frame), landmarks at a tracked box, landmarker alone")
     for size, c in results["cost"].items():
-        print(f"  {size:>10s}: {c['tiles']:4d} tiles  search {c['search']['wall_ms']:6.0f} / {c['search']['cpu_ms']:5.0f}"
+        print(f"  {size:>10s}: {c['tiles']:4d} tiles"
+              f"  search {c['search']['wall_ms']:6.0f} / {c['search']['cpu_ms']:5.0f}"
               f"   at box {c['at_box']['wall_ms']:4.0f} / {c['at_box']['cpu_ms']:4.0f}"
               f"   landmarker {c['landmarker']['wall_ms']:4.0f} / {c['landmarker']['cpu_ms']:4.0f}")
     (args.out / "detection.json").write_text(json.dumps(results, indent=1))
