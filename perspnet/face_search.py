@@ -165,11 +165,12 @@ class FaceSearch:
         self.close()
 
     def candidates(self, image_rgb: np.ndarray, min_side_px: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Step 1 (module doc) on ``image_rgb (H, W, 3) uint8``: the detector's merged boxes ``(N, 3)``
-        (cx, cy, side) frame pixels and scores ``(N,)``, best first."""
+        """Step 1 (module doc) on ``image_rgb (H, W, 3) uint8`` for faces of a landmark-box side from
+        ``min_side_px`` (never below ``config.min_side_px``, the default): the detector's merged boxes
+        ``(N, 3)`` (cx, cy, side) frame pixels and scores ``(N,)``, best first."""
         h, w = image_rgb.shape[:2]
         boxes, scores = [], []
-        for scale, tiles in search_tiles(w, h, min_side_px or self.config.min_side_px):
+        for scale, tiles in search_tiles(w, h, max(self.config.min_side_px, min_side_px or 0.0)):
             small = _resample(image_rgb, scale)
             sh, sw = small.shape[:2]
             for x, y, tw, th in tiles:
@@ -210,8 +211,9 @@ class FaceSearch:
         return best
 
     def find(self, image_rgb: np.ndarray, min_side_px: float | None = None) -> list[FoundFace]:
-        """Every face in ``image_rgb (H, W, 3) uint8`` with a landmark-box side of about ``min_side_px``
-        (default ``config.min_side_px``) or more, largest first."""
+        """Every face in ``image_rgb (H, W, 3) uint8`` with a landmark-box side of about ``min_side_px`` or
+        more (never below ``config.min_side_px``, the default: the finest tiles cost the most), largest
+        first."""
         boxes, scores = self.candidates(image_rgb, min_side_px)
         found: list[FoundFace] = []
         for box, score in zip(boxes[:self.config.max_candidates], scores[:self.config.max_candidates]):

@@ -148,3 +148,14 @@ def test_a_face_at_the_frame_corner_keeps_its_box(sources, search):
 def test_search_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         SearchConfig(**kwargs)
+
+
+def test_a_smaller_face_asked_for_than_configured_searches_no_finer_tiles(search):
+    canvas = _grey(1280, 720)
+    runs = []
+    for min_side_px in (None, 10.0, 4 * search.config.min_side_px):
+        before = search.detector_runs
+        search.find(canvas, min_side_px)
+        runs.append(search.detector_runs - before)
+    assert runs[0] == runs[1] == sum(len(t) for _, t in search_tiles(1280, 720, search.config.min_side_px))
+    assert runs[2] < runs[0] / 4

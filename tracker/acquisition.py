@@ -69,10 +69,7 @@ def detect_face(search: FaceSearch, image_rgb: np.ndarray, near: np.ndarray | No
         if at_box is not None:
             box = box_from_points(at_box.points_px)
             return Detection(box, 1, box, at_box.points_px)
-        min_side_px = max(search.config.min_side_px, NEAR_MIN_SIDE * float(near[2]))
-    else:
-        min_side_px = None
-    faces = search.find(image_rgb, min_side_px)
+    faces = search.find(image_rgb, None if near is None else NEAR_MIN_SIDE * float(near[2]))
     boxes = [face.box for face in faces]
     largest = boxes[0] if boxes else None
     if near is not None:
