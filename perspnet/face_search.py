@@ -37,7 +37,8 @@ from perspnet.validate import check_int, check_range
 
 __all__ = ["SearchConfig", "FoundFace", "FaceSearch", "search_tiles", "box_iou"]
 
-# Below about 0.12 of its input side BlazeFace short-range starts missing faces; 0.16 keeps a margin.
+# Smallest face box, as a fraction of the detector's input side, that BlazeFace short-range scores well,
+# with a margin below which it starts missing faces (docs/experiments.md, "Face search").
 MIN_FACE_FRACTION = 0.16
 # BlazeFace's box is a little smaller than the square box around the 468 landmarks (which reaches the top
 # of the forehead): the detector's box side per landmark-box side.
@@ -57,8 +58,8 @@ class SearchConfig:
         min_side_px: smallest face searched for: side of its landmark box (:func:`perspnet.crop.box_from_points`,
             forehead top to chin), pixels. A face 40 px high from brow to chin has a side of about 48 px.
         min_score: the detector's score threshold on tiles. Above the landmarker's 0.5: textures (stone,
-            cells, a cat's eye, a galaxy) score 0.5-0.7 in tiles and some pass the landmarker too, while
-            faces the landmarker confirms score higher.
+            cells, a cat's eye, a galaxy) score just above 0.5 in tiles and some pass the landmarker too,
+            while faces the landmarker confirms score higher (docs/experiments.md, "Face search").
         nms_iou: boxes overlapping more than this (IoU) are one face.
         max_candidates: landmarker runs per search at most (highest detector scores first).
     """

@@ -133,9 +133,9 @@ class FaceLandmarker:
 class FaceBoxDetector:
     """The bundle's face detector alone (BlazeFace short-range, IMAGE mode): face boxes without landmarks.
 
-    It sees the image letterboxed to ``DETECTOR_INPUT_PX`` squared, so it finds faces whose box is about
-    0.15-0.9 of the image's larger side; :mod:`perspnet.face_search` tiles large frames to bring smaller
-    faces into that range.
+    It sees the image letterboxed to ``DETECTOR_INPUT_PX`` squared, so it finds only faces that fill a
+    good part of the image (short-range: selfie distance); :mod:`perspnet.face_search` tiles large frames
+    to bring smaller faces into its range.
 
     Args:
         bundle: path of ``face_landmarker.task``; found automatically when None.
