@@ -11,8 +11,9 @@ milliseconds on a quiet machine takes ten times longer. The policy:
   ``cpu.cfs_period_us``), rounded down, at least 1.
 * **threads per process** (:class:`ThreadPlan`): the usable cores split evenly over the worker processes
   that run at once (``batch-process`` workers), at least 1 each.
-* **waiting**: OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``, ``KMP_BLOCKTIME=0``),
-  so another job slows us in proportion to the cores it takes.
+* **waiting**: OpenMP's and OpenCV's threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``,
+  ``KMP_BLOCKTIME=0``, OpenCV's ``OPENCV_THREAD_POOL_ACTIVE_WAIT_*=0``), so another job slows us in proportion
+  to the cores it takes.
 
 :func:`apply_thread_policy` writes the environment variables each library reads when it loads (OpenMP,
 MKL, OpenBLAS, numba, OpenCV) and sets the run-time counts of the libraries already imported (torch
@@ -40,15 +41,17 @@ from pathlib import Path
 from typing import TypeVar
 
 __all__ = ["ThreadPlan", "cgroup_cpu_quota", "parse_cpu_max", "parse_cfs_quota", "usable_cores", "plan_threads", "thread_environment",
-           "apply_thread_policy", "current_plan", "decode_threads", "prefetched", "THREAD_COUNT_VARIABLES"]
+           "apply_thread_policy", "current_plan", "decode_threads", "prefetched", "THREAD_COUNT_VARIABLES",
+           "WAIT_VARIABLES"]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
 THREAD_COUNT_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                           "VECLIB_MAXIMUM_THREADS", "NUMBA_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
 """Environment variables that fix a library's thread count when it loads."""
-WAIT_VARIABLES = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
-"""OpenMP threads sleep as soon as a parallel region ends (GNU and Intel OpenMP)."""
+WAIT_VARIABLES = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0", "OPENCV_THREAD_POOL_ACTIVE_WAIT_WORKER": "0",
+                  "OPENCV_THREAD_POOL_ACTIVE_WAIT_MAIN": "0"}
+"""Threads sleep as soon as a parallel region ends: GNU and Intel OpenMP, OpenCV's own thread pool."""
 
 _USER_THREADS = os.environ.get("OMP_NUM_THREADS")  # as the process was started, before any policy wrote it
 _plan: ThreadPlan | None = None

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import cv2
 
-from baseio.threads import cgroup_cpu_quota, usable_cores
+from baseio.threads import THREAD_COUNT_VARIABLES, WAIT_VARIABLES, cgroup_cpu_quota, usable_cores
 from baseio.video_io import VideoWriter, iter_frames, probe_video
 from perspnet.assets import cache_dir, pyfeat_file
 
@@ -83,9 +83,7 @@ def load() -> str:
 
 def _env() -> dict[str, str]:
     """The caller's environment without thread settings: each command applies its own policy."""
-    drop = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-            "VECLIB_MAXIMUM_THREADS", "NUMBA_NUM_THREADS", "OPENCV_FOR_THREADS_NUM", "OMP_WAIT_POLICY", "KMP_BLOCKTIME")
-    return {k: v for k, v in os.environ.items() if k not in drop}
+    return {k: v for k, v in os.environ.items() if k not in THREAD_COUNT_VARIABLES and k not in WAIT_VARIABLES}
 
 
 def start(tool: str, clip: Path, out: Path) -> subprocess.Popen:
@@ -105,7 +103,9 @@ def run(tool: str, clip: Path, out: Path) -> float:
     """Wall seconds of one command, launch to exit (a fresh output folder each time)."""
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    return finish(start(tool, clip, out), t0)
+    wall = finish(start(tool, clip, out), t0)
+    print(f"  {tool} {clip.name}: {wall:.2f} s ({load()})", flush=True)
+    return wall
 
 
 class Hogs:

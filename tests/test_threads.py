@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from baseio.threads import (THREAD_COUNT_VARIABLES, cgroup_cpu_quota, parse_cfs_quota, parse_cpu_max, plan_threads,
-                            prefetched, usable_cores)
+from baseio.threads import (THREAD_COUNT_VARIABLES, WAIT_VARIABLES, cgroup_cpu_quota, parse_cfs_quota, parse_cpu_max,
+                            plan_threads, prefetched, usable_cores)
 from baseio.video_io import DecodeReport, VideoWriter, iter_frames
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +107,7 @@ print(json.dumps({{"plan": current_plan().threads, "torch": torch.get_num_thread
 
 
 def _probe(before: str, after: str = "", **env: str) -> dict:
-    clean = {k: v for k, v in os.environ.items() if k not in THREAD_COUNT_VARIABLES and k != "OMP_WAIT_POLICY"}
+    clean = {k: v for k, v in os.environ.items() if k not in THREAD_COUNT_VARIABLES and k not in WAIT_VARIABLES}
     out = subprocess.run([sys.executable, "-c", _PROBE.format(before=before, after=after)], cwd=ROOT,
                          env={**clean, **env}, capture_output=True, text=True, check=True, timeout=120)
     return json.loads(out.stdout.strip().splitlines()[-1])
