@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Field", "FileSchema", "SCHEMAS", "schema", "POSES_CSV", "GT_CSV", "BATCH_SUMMARY_CSV", "JITTER_CSV",
+__all__ = ["Field", "FileSchema", "SCHEMAS", "schema", "POSES_CSV", "GT_CSV", "GT_FACES_CSV", "BATCH_SUMMARY_CSV", "JITTER_CSV",
            "TRAIN_LOG_CSV", "INDEX_CSV", "TRACK_SUMMARY_JSON", "MEDIAPIPE_SUMMARY_JSON", "JITTER_JSON", "EVAL_JSON",
            "K_JSON", "CLIP_IDENTITY_JSON", "BANK_JSON", "BATCH_DONE_JSON", "IDENTITY_NPZ", "MESHES_NPZ",
            "SAMPLE_INFO_NPZ", "AXIS_UNITS", "json_paths", "undeclared_keys"]
@@ -123,6 +123,13 @@ GT_CSV = FileSchema("gt.csv", "gt.csv", "csv", ("perspnet-synth clip",), (
     Field("frame", "-", "-", "0-based frame index, as poses.csv's frame"),
     Field("timestamp_s", "s", "-", "frame time"),
     *(f for f in _pose("", "true pose", "never") if not f.name.endswith("_deg")),
+))
+
+GT_FACES_CSV = FileSchema("gt.csv (--faces 2)", "gt.csv", "csv", ("perspnet-synth clip --faces 2",), (
+    GT_CSV.fields[0],
+    Field("face_id", "-", "-", "the face: 0 the nearer (in front), 1 the farther; one row per frame and face whose "
+          "centre is in view (gt_<id>.csv: one face, gt.csv's layout)"),
+    *GT_CSV.fields[1:],
 ))
 
 BATCH_SUMMARY_CSV = FileSchema("summary.csv", "summary.csv", "csv", ("batch-process",), (
@@ -311,6 +318,18 @@ TRACK_SUMMARY_JSON = FileSchema("summary.json (track-video)", "summary.json", "j
     Field("shape_dev_mm", "-", "-", "poses.csv's shape_dev_mm over frames with a pose", "null: no pose"),
     Field("shape_dev_mm.median", "mm", "face", "median"),
     Field("shape_dev_mm.p95", "mm", "face", "95th percentile"),
+    Field("faces_option", "-", "-", "--faces: all, largest or N"),
+    Field("faces", "-", "-", "one object per tracked face, by face_id (identity and shape_dev_mm above are face 0's)",
+          "[] without a face"),
+    Field("faces[].face_id", "-", "-", "the face's id in poses.csv (0, 1, ... by first appearance)"),
+    Field("faces[].frames_tracked", "count", "-", "frames with a pose of this face"),
+    Field("faces[].first_frame", "-", "-", "first frame with a pose of this face"),
+    Field("faces[].last_frame", "-", "-", "last frame with a pose of this face"),
+    Field("faces[].ipd_mm", "mm", "face", "IPD of its identity shape (identity_<id>.npz)",
+          "null: no frame confident enough for an identity"),
+    Field("faces[].tracks", "count", "-", "online tracks joined into this face (more than 1: it was lost and found "
+          "again, and recognised by its shape and colouring)"),
+    Field("faces[].notes", "-", "-", "notes about this face"),
 ))
 
 MEDIAPIPE_SUMMARY_JSON = FileSchema("summary.json (mediapipe-track)", "summary.json", "json", ("mediapipe-track",), (
@@ -399,7 +418,7 @@ SAMPLE_INFO_NPZ = FileSchema("info.npz", "info/<subject>/<action>/<id>_info.npz"
 ))
 
 SCHEMAS: dict[str, FileSchema] = {s.id: s for s in (
-    POSES_CSV, GT_CSV, BATCH_SUMMARY_CSV, JITTER_CSV, TRAIN_LOG_CSV, INDEX_CSV, TRACK_SUMMARY_JSON,
+    POSES_CSV, GT_CSV, GT_FACES_CSV, BATCH_SUMMARY_CSV, JITTER_CSV, TRAIN_LOG_CSV, INDEX_CSV, TRACK_SUMMARY_JSON,
     MEDIAPIPE_SUMMARY_JSON, JITTER_JSON, EVAL_JSON, K_JSON, CLIP_IDENTITY_JSON, BANK_JSON, BATCH_DONE_JSON,
     IDENTITY_NPZ, MESHES_NPZ, SAMPLE_INFO_NPZ)}
 

@@ -33,7 +33,7 @@ from perspnet.synth.clips import ClipConfig
 from perspnet.synth.render import render_face
 from perspnet.synth.sampler import SampleGenerator, camera_matrix
 from baseio.atomic import atomic_path, write_json_atomic
-from baseio.schema import GT_CSV
+from baseio.schema import GT_CSV, GT_FACES_CSV
 from baseio.video_io import VideoWriter
 
 __all__ = ["SCENARIOS", "MultiClipConfig", "multi_trajectories", "write_multi_clip"]
@@ -159,7 +159,7 @@ def write_multi_clip(out_dir: Path, seed: int, cfg: MultiClipConfig, generator: 
         tables.append(table)
     gt = pd.concat(tables).sort_values(["frame", "face_id"], kind="stable")
     with atomic_path(out_dir / "gt.csv") as tmp:
-        gt.to_csv(tmp, index=False, float_format="%.9f", columns=["frame", "face_id", *GT_CSV.names[1:]])
+        gt.to_csv(tmp, index=False, float_format="%.9f", columns=list(GT_FACES_CSV.names))
     save_intrinsics(out_dir / "K.json", Intrinsics(fx=fx, fy=fx, cx=cfg.width / 2, cy=cfg.height / 2,
                                                    width=cfg.width, height=cfg.height, dist=None))
     for f, (ident, shape, ipd) in enumerate(faces):
