@@ -17,10 +17,12 @@ from perspnet.conventions import transform_points
 from perspnet.network.config import COORD_SCALE
 from perspnet.network.fold import fold_batchnorm
 from perspnet.network.model import spread_choose_from_mask
-from perspnet.pnp import PnPConfig, PnPResult, solve_pose_batch
+from perspnet.pnp import MIN_POINTS, PnPConfig, PnPResult, solve_pose_batch
+from perspnet.validate import check_int
 from perspnet.crop import crop_affine, turn_crop_affine, warp_crop
 
-__all__ = ["CropView", "FaceEstimate", "PerspNetPredictor", "TTA_VIEWS", "crop_pixels_to_image", "pick_device"]
+__all__ = ["CropView", "FaceEstimate", "PerspNetPredictor", "SAMPLED_POINTS", "TTA_VIEWS", "crop_pixels_to_image",
+           "pick_device"]
 
 
 @dataclass
@@ -87,6 +89,16 @@ TTA_VIEWS: dict[str, tuple[CropView, ...]] = {
 """Test-time augmentation presets (the plain view first): all views' correspondences join one PnP."""
 
 
+SAMPLED_POINTS = 1024
+"""Pixels sampled per face and view at inference (:attr:`PerspNetPredictor.n_points`). Each pixel's
+correspondence depends on the other chosen pixels only through their mean feature (the correspondence head's
+global context, a mean over pixels spread evenly over the mask: much the same for 256 or 1024 of them), so
+more pixels than the checkpoint was trained with (``ModelConfig.n_points``, 256 for the lite model) can be
+used: their errors are partly independent and average out in PnP, and which pixels happen to be chosen
+matters less, so the pose changes less from one frame of a video to the next (docs/benchmarks.md, "Raw
+measurement noise")."""
+
+
 class PerspNetPredictor:
     """A loaded PerspNet checkpoint plus the PnP solver.
 
@@ -100,10 +112,13 @@ class PerspNetPredictor:
             :class:`CropView`: ``m`` correspondences per view, all in one PnP, for as many times the network
             time. For single images (the tracker keeps one view). Figures: docs/experiments.md, "Test
             time".
+        n_points: pixels sampled per face and view, spread evenly over the predicted face mask
+            (:data:`SAMPLED_POINTS`; the checkpoint's ``config.n_points`` for the sampling it was trained with).
     """
 
     def __init__(self, checkpoint=None, device: str = "auto", pnp: PnPConfig = PnPConfig(),
-                 tta: str | tuple[CropView, ...] = "none"):
+                 tta: str | tuple[CropView, ...] = "none", n_points: int = SAMPLED_POINTS):
+        self.n_points = check_int("n_points", n_points, lo=MIN_POINTS)
         self.device = pick_device(device)
         self.model, self.topology, self.crop, _ = load_checkpoint(checkpoint, self.device)
         self.config = self.model.config
@@ -145,7 +160,7 @@ class PerspNetPredictor:
         x = self.config.normalize_images(torch.from_numpy(np.ascontiguousarray(np.concatenate(crops))).to(self.device))
         dense = self.model.encode(x)
         mask = dense["seg_logits"].argmax(1).bool()
-        choose = spread_choose_from_mask(mask.cpu(), self.config.n_points).to(self.device)
+        choose = spread_choose_from_mask(mask.cpu(), self.n_points).to(self.device)
         out = self.model.correspond(dense, choose)
         choose = choose.cpu().numpy()
         points = out["points_corr"].cpu().numpy().astype(np.float64) / COORD_SCALE
