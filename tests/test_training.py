@@ -318,7 +318,9 @@ def test_inference_and_evaluation_run(tiny_data, tiny_checkpoint):
     rec = ds[0]
     box = np.array([*project_points(rec.K, rec.verts_cam_m).mean(0), 200.0])
     est = predictor.predict([rec.image_rgb], [box], [rec.K])[0]
-    assert est.points_px.shape == (64, 2) and est.verts_face_m.shape == (468, 3)
+    assert est.points_px.shape == (predictor.n_points, 2) and est.verts_face_m.shape == (468, 3)
+    trained = PerspNetPredictor(final, "cpu", n_points=TINY.n_points)  # the sampling it was trained with
+    assert trained.predict([rec.image_rgb], [box], [rec.K])[0].points_px.shape == (TINY.n_points, 2)
     net = predictor.network([rec.image_rgb], [box], keep_masks=True)
     assert net["mask"].shape == (1, 64, 64) and net["mask"].mean() == pytest.approx(est.mask_fraction)
     results = evaluate(EvalConfig(data=tiny_data, checkpoint=final, limit=4, batch_size=2, device="cpu"))
