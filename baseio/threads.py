@@ -18,8 +18,9 @@ milliseconds on a quiet machine takes ten times longer. The policy:
 :func:`apply_thread_policy` writes the environment variables each library reads when it loads (OpenMP,
 MKL, OpenBLAS, numba, OpenCV) and sets the run-time counts of the libraries already imported (torch
 intra- and inter-op, OpenCV, numba). OpenMP reads its wait policy only when it loads, so the policy must be
-applied before torch is first imported: the ``pipelines`` package applies it on import, which comes before
-any command imports torch. :func:`decode_threads` gives FFmpeg's decoder thread count; :func:`prefetched`
+applied before torch is first imported: each of the project's packages writes the environment when it is
+first imported (:func:`ensure_thread_policy`, which comes before any of its modules imports torch), and every
+command applies the whole policy when it builds its parser (:func:`pipelines.cli.make_parser`). :func:`decode_threads` gives FFmpeg's decoder thread count; :func:`prefetched`
 runs an iterator (a decoder) in a background thread, ahead of its consumer. MediaPipe's Tasks
 API has no thread setting; its graph uses its own small pool.
 
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import TypeVar
 
 __all__ = ["ThreadPlan", "cgroup_cpu_quota", "parse_cpu_max", "parse_cfs_quota", "usable_cores", "plan_threads", "thread_environment",
-           "apply_thread_policy", "current_plan", "decode_threads", "prefetched", "THREAD_COUNT_VARIABLES",
+           "apply_thread_policy", "ensure_thread_policy", "current_plan", "decode_threads", "prefetched", "THREAD_COUNT_VARIABLES",
            "WAIT_VARIABLES"]
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -199,13 +200,15 @@ def _user_threads() -> int | None:
     return value if value is not None and value >= 1 else None
 
 
-def apply_thread_policy(workers: int = 1, threads: int | None = None) -> ThreadPlan:
+def apply_thread_policy(workers: int = 1, threads: int | None = None, loaded: bool = True) -> ThreadPlan:
     """Apply the policy to this process (module doc) and return it.
 
     Args:
         workers: processes that run at once on the same cores; this one gets ``cores // workers`` threads.
         threads: an explicit per-process count (a batch worker's share); None: the user's
             ``OMP_NUM_THREADS`` if the process started with one, else ``cores // workers``.
+        loaded: also set the libraries already imported (below); False writes the environment only (a
+            script that set torch's threads itself and imports the project afterwards keeps its setting).
 
     Writes the thread counts and the OpenMP wait policy into ``os.environ`` (a wait policy the user set is
     kept), so libraries loaded later and child processes follow them, and sets torch's intra-op threads,
@@ -219,6 +222,9 @@ def apply_thread_policy(workers: int = 1, threads: int | None = None) -> ThreadP
             os.environ.setdefault(name, value)
         else:
             os.environ[name] = value
+    _plan = plan
+    if not loaded:
+        return plan
     numba = sys.modules.get("numba")
     if numba is not None:  # first: starting numba's OpenMP pool resets the shared OpenMP thread count
         numba.set_num_threads(min(plan.threads, numba.config.NUMBA_NUM_THREADS))
@@ -233,8 +239,14 @@ def apply_thread_policy(workers: int = 1, threads: int | None = None) -> ThreadP
     cv2 = sys.modules.get("cv2")
     if cv2 is not None:
         cv2.setNumThreads(plan.threads)
-    _plan = plan
     return plan
+
+
+def ensure_thread_policy() -> ThreadPlan:
+    """The plan in force: the one applied already in this process (a batch worker's share, say), else the
+    default one applied to the environment only (``apply_thread_policy(loaded=False)``). The project's
+    packages call it when they load."""
+    return _plan if _plan is not None else apply_thread_policy(loaded=False)
 
 
 def current_plan() -> ThreadPlan:

@@ -1,9 +1,5 @@
-"""Video IO and the command-line programs.
+"""Video IO and the command-line programs."""
 
-Importing the package applies the process's thread policy (:func:`baseio.threads.apply_thread_policy`):
-every command starts here, and OpenMP reads its wait policy only when torch first loads it, which a
-command's imports do next.
-"""
-from baseio.threads import apply_thread_policy
+from baseio.threads import ensure_thread_policy
 
-apply_thread_policy()
+ensure_thread_policy()  # before torch loads: OpenMP reads its wait policy only then (baseio.threads)

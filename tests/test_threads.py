@@ -113,9 +113,10 @@ def _probe(before: str, after: str = "", **env: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_importing_pipelines_sizes_every_library():
-    """The policy is applied when the package loads, before torch, OpenCV and numba do."""
-    got = _probe("import pipelines")
+@pytest.mark.parametrize("first", ["import pipelines", "import perspnet.inference", "import tracker.online"])
+def test_importing_the_project_sizes_every_library(first):
+    """The policy's environment is written when a package loads, before torch, OpenCV and numba do."""
+    got = _probe(first)
     cores = usable_cores(quota_cores=cgroup_cpu_quota())
     assert got == {"plan": cores, "torch": cores, "interop": got["interop"], "cv2": cores, "numba": cores,
                    "wait": "PASSIVE", "omp": str(cores)}
@@ -179,3 +180,16 @@ class TestPrefetched:
         assert [(f.index, f.timestamp_s) for f in ahead] == [(f.index, f.timestamp_s) for f in plain]
         assert all(np.array_equal(a.image_rgb, b.image_rgb) for a, b in zip(ahead, plain))
         assert ahead_report == plain_report and ahead_report.n_frames == 20
+
+
+def test_worker_share_survives_later_package_imports():
+    """A batch worker's share, applied before the project's packages load, is kept by them (the parent's
+    OMP_NUM_THREADS in the inherited environment is not taken for the user's)."""
+    got = _probe("from baseio.threads import apply_thread_policy\napply_thread_policy(threads=1)\n"
+                 "import perspnet.inference, tracker.online", OMP_NUM_THREADS="2")
+    assert (got["plan"], got["torch"], got["cv2"], got["numba"], got["omp"]) == (1, 1, 1, 1, "1")
+
+
+def test_a_script_own_torch_threads_kept_on_import():
+    got = _probe("import torch\ntorch.set_num_threads(1)\nimport perspnet.inference, tracker.online")
+    assert got["torch"] == 1
