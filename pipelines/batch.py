@@ -32,7 +32,7 @@ leave (``.<name>.tmp-<pid>-<hex>``, from :func:`baseio.atomic.atomic_path` and
 time may write into an ``out_dir`` (``out_dir/.batch.lock``, an flock the kernel releases if we die).
 
 Executors (:mod:`pipelines.batch_executors`): "local", a process pool of ``workers`` (default one per
-GPU with CUDA, else half the CPU cores) in which a clip that kills its worker is a failed row, not a
+GPU with CUDA, else half the usable CPU cores) in which a clip that kills its worker is a failed row, not a
 broken batch; "dask", the same task on an existing Dask cluster at ``scheduler``.
 
 Interrupting (KeyboardInterrupt, or SIGTERM turned into it by the CLI) stops the workers and re-raises;

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--intrinsics", type=Path, default=None,
                     help="K.json for clips without a sidecar <clip>.K.json (default: track-video's default FOV)")
     ap.add_argument("--workers", type=int, default=None,
-                    help="clips tracked in parallel (default: one per GPU with CUDA, else half the CPU cores)")
+                    help="clips tracked in parallel (default: one per GPU with CUDA, else half the usable CPU cores)")
     ap.add_argument("--force", action="store_true", help="track clips again even when their outputs are complete")
     ap.add_argument("--executor", choices=EXECUTORS, default="local",
                     help="local process pool (default) or an existing Dask cluster (--scheduler)")

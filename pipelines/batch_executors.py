@@ -66,14 +66,15 @@ class ExecutorUnavailable(RuntimeError):
 
 
 def default_workers(device: str) -> int:
-    """One per visible GPU when ``device`` is "auto" or "cuda" and CUDA is present, else half the CPU cores
-    (at least 1)."""
+    """One per visible GPU when ``device`` is "auto" or "cuda" and CUDA is present, else half the cores this
+    process may use (affinity and CPU quota, :func:`baseio.threads.usable_cores`; at least 1), each worker
+    running two threads."""
     if device in ("auto", "cuda"):
         import torch
 
         if torch.cuda.is_available():
             return torch.cuda.device_count()
-    return max(1, (os.cpu_count() or 1) // 2)
+    return max(1, plan_threads().cores // 2)
 
 
 def worker_devices(device: str, workers: int) -> list[str]:

@@ -34,6 +34,7 @@ from perspnet.synth.clips import ClipConfig, write_clip
 from pipelines.batch import (DONE_MARKER, BatchArgumentError, BatchConfig, ClipJob, completed_outcome, find_clips, plan_jobs,
                              run_batch)
 from pipelines.batch_cli import main as batch_main
+from baseio.threads import cgroup_cpu_quota, usable_cores
 from pipelines.batch_executors import WORKER_DIED, default_workers, run_local, worker_devices
 from pipelines.batch_summary import SUMMARY_COLUMNS, ClipOutcome, plot_summary, read_summary_csv, write_summary_csv
 
@@ -205,7 +206,7 @@ def test_workers_and_devices_per_gpu(gpus, monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
-    cpu_workers = max(1, (os.cpu_count() or 1) // 2)
+    cpu_workers = max(1, usable_cores(quota_cores=cgroup_cpu_quota()) // 2)  # affinity and quota, not the machine
     assert default_workers("auto") == (gpus or cpu_workers)
     assert default_workers("cpu") == cpu_workers
     assert worker_devices("auto", 4) == ([f"cuda:{k % gpus}" for k in range(4)] if gpus else ["cpu"] * 4)
