@@ -234,7 +234,7 @@ def track_video(config: TrackConfig, notify: Callable[[str], None] | None = _std
             process = engine.process
         with engine:
             tracks, frame_index, frame_time, box_sources = stream_pass(
-                config.video, process, timer, stage / _SCRATCH, predictor.config.n_points, face_model.n_verts,
+                config.video, process, timer, stage / _SCRATCH, predictor.n_points, face_model.n_verts,
                 config.batch_size, report, info.n_frames_estimate, config.progress)
             single = isinstance(engine, OnlineTracker)
             trackers = {0: engine} if single else {t.number: t.tracker for t in engine.tracks}

@@ -7,13 +7,16 @@ returns ``(track number, FrameResult)`` pairs: one per frame for every track ali
 Per batch:
 
 1. Tracks whose online filter dropped them (no accepted pose for ``FilterConfig.lost_after_s``, or a
-   predicted box out of view) end; they are never revived online (a face that comes back starts a new
-   track, and :func:`link_tracks` gives it its old id afterwards).
+   predicted box out of view) stop. A face hidden for a moment (behind another) is taken up again by its
+   own track when a face no track claims appears where the track's last motion would have brought it,
+   within :data:`HIDDEN_MAX_S` (:meth:`FaceTrack.coasted_box`, step 3); a face that comes back later
+   starts a new track, and :func:`link_tracks` gives it its old id afterwards.
 2. Claims: each live track's box predicted for each frame of the batch (its last accepted shape at the
    pose its online filter predicts).
 3. Search for new faces, when no face is tracked (on every frame until one is found, as the single-face
    tracker does) or ``search_s`` after the last search (on the batch's first frame): each detected face
-   that no claimed box covers starts a track there (largest first, up to ``max_faces`` live tracks).
+   that no claimed box covers takes up a lost track (above) or starts a new one there (largest first, up to
+   ``max_faces`` live tracks).
 4. Each track plans its boxes (:meth:`OnlineTracker.begin`). Its detector runs (re-anchoring, a face that
    left its box) are answered from one detector run per frame (cached), and only with a face that is
    nearer its own box than any other track's (:meth:`MultiFaceTracker._detector_for`): a track never takes
@@ -23,7 +26,8 @@ Per batch:
    faces in the same place (boxes overlapping by ``DUPLICATE_IOU``) are one face measured twice, as when
    one face passes in front of another and the hidden one's box sees the front face: the measurement is
    kept by the track whose predicted position it is nearer (relative to depth), the other track coasts
-   on its prediction (:meth:`OnlineTracker.commit` with ``veto``).
+   on its prediction (:meth:`OnlineTracker.commit` with ``veto``). A track whose predicted face lies mostly
+   behind a nearer track's predicted face (``HIDDEN_COVER``) coasts too, whatever it measured.
 
 Ids (:func:`link_tracks`, after the clip): tracks are taken in order of their first frame; a track joins
 an earlier person none of whose tracks overlaps it in time when its identity shape is within
@@ -35,6 +39,7 @@ Persons are numbered 0, 1, 2 ... by first frame (faces first seen on the same fr
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import cv2
@@ -46,6 +51,7 @@ from perspnet.face_model import FaceModel
 from perspnet.inference import PerspNetPredictor
 from perspnet.intrinsics import Intrinsics
 from baseio.video_io import Frame
+from perspnet.crop import box_from_points
 from tracker.acquisition import MIN_IOU, NEAR_MIN_SIDE, Detection, FaceSearch, box_from_pose, box_in_view, box_iou
 from tracker.measure import FrameResult
 from tracker.online import FrameMeasurement, OnlineConfig, OnlineTracker, StageTimer, TrackBatch
@@ -55,7 +61,10 @@ __all__ = ["FacesConfig", "FaceTrack", "MultiFaceTracker", "link_tracks", "shape
            "MAX_TRACKED_FACES"]
 
 COLOUR_PX = 8  # side of the colour thumbnails that tell faces apart by appearance
-DUPLICATE_IOU = 0.5  # two tracks' posed faces overlapping this much are one face measured twice
+DUPLICATE_IOU = 0.5
+HIDDEN_COVER = 0.5  # a face whose box is this much inside a nearer face's box is hidden behind it
+HIDDEN_MAX_S = 2.0
+COAST_FRAMES = 10  # accepted positions a hidden face's straight path is fitted to  # a lost track is taken up again by a face where its motion would have brought it, this long  # two tracks' posed faces overlapping this much are one face measured twice
 MAX_TRACKED_FACES = 16  # faces tracked at the same time at most with max_faces None
 
 
@@ -66,8 +75,9 @@ class FacesConfig:
     Attributes:
         max_faces: faces tracked at the same time at most (the largest new ones first); None: every face
             found (up to :data:`MAX_TRACKED_FACES`).
-        search_s: seconds between detector runs that look for new faces while some face is tracked (a
-            search on a frame that a track re-anchors on anyway costs nothing more).
+        search_s: seconds between searches of the whole frame for new faces while some face is tracked (a
+            search costs a few times a tracked frame: :mod:`perspnet.face_search`); a face that comes into
+            view is found within about this time.
         reid_max_mm, reid_max_colour: a track whose identity shape is within ``reid_max_mm`` of an earlier
             person's (mm, :func:`shape_distance_mm`) and whose colouring is within ``reid_max_colour`` of
             theirs (:func:`colour_distance`), and that does not overlap that person's tracks in time, gets
@@ -76,7 +86,7 @@ class FacesConfig:
     """
 
     max_faces: int | None = None
-    search_s: float = 0.25
+    search_s: float = 0.5
     reid_max_mm: float = 1.0
     reid_max_colour: float = 0.19
 
@@ -111,6 +121,24 @@ class FaceTrack:
     alive: bool = True
     colour_sum: np.ndarray = field(default_factory=lambda: np.zeros((COLOUR_PX, COLOUR_PX, 3)))
     colour_frames: int = 0
+    recent: deque = field(default_factory=lambda: deque(maxlen=COAST_FRAMES))  # (time_s, R, t) accepted
+
+    def coasted_box(self, time_s: float) -> np.ndarray | None:
+        """Where a track lost from view (hidden behind another face) would be at ``time_s``: its last
+        accepted shape turned as last seen, moved on along the straight line fitted to its last
+        ``COAST_FRAMES`` accepted positions (the filter's velocity is too noisy to extrapolate for a
+        second), the box widened by ``1 + dt`` (dt seconds since) for the growing doubt; None when it was
+        lost more than :data:`HIDDEN_MAX_S` ago or has too short a history."""
+        if len(self.recent) < 3 or not self.tracker.has_shape:
+            return None
+        times = np.array([r[0] for r in self.recent])
+        dt = time_s - times[-1]
+        if not 0 < dt <= HIDDEN_MAX_S:
+            return None
+        t_m = np.stack([r[2] for r in self.recent])
+        slope, offset = np.polyfit(times - times[-1], t_m, 1)
+        box = self.tracker.box_at(self.recent[-1][1], offset + slope * dt)
+        return None if box is None else np.array([box[0], box[1], box[2] * (1.0 + dt)])
 
     @property
     def colour(self) -> np.ndarray | None:
@@ -126,6 +154,13 @@ class _Pending:
     offset: int
     batch: TrackBatch | None = None
     seed_box: np.ndarray | None = None
+
+
+def _covered_fraction(box: np.ndarray, cover: np.ndarray) -> float:
+    """Fraction of square ``box`` (cx, cy, side) inside square ``cover``."""
+    lo = np.maximum(box[:2] - box[2] / 2, cover[:2] - cover[2] / 2)
+    hi = np.minimum(box[:2] + box[2] / 2, cover[:2] + cover[2] / 2)
+    return float(np.prod(np.clip(hi - lo, 0.0, None))) / float(box[2] ** 2)
 
 
 def _covers(box: np.ndarray, claim: np.ndarray) -> bool:
@@ -157,6 +192,7 @@ class MultiFaceTracker:
         self.detector_calls = 0
         self.max_faces_seen = 0
         self.duplicates = 0  # measurements given to the other of two tracks that measured one face
+        self.resumed = 0  # lost tracks taken up again where their motion led (a face that was hidden)
         # frame index -> (smallest face side searched for, (box, points) of each face found)
         self._faces: dict[int, tuple[float, list[tuple[np.ndarray, np.ndarray]]]] = {}
         self._claims: dict[int, dict[int, np.ndarray]] = {}  # frame index -> track number -> claimed box
@@ -179,16 +215,19 @@ class MultiFaceTracker:
     def alive(self) -> list[FaceTrack]:
         return [t for t in self.tracks if t.alive]
 
+    def _face_search(self) -> FaceSearch:
+        if self.search is None:
+            self.search = FaceSearch()
+        return self.search
+
     def _detected(self, frame: Frame, min_side_px: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(box (3,), points_px (468, 2))`` of every face of at least ``min_side_px`` (0: as small as the
         search goes) found on ``frame``, largest first; the search runs once per frame however many tracks
         ask (again only when a smaller face is asked for than was searched)."""
         cached = self._faces.get(frame.index)
         if cached is None or cached[0] > min_side_px:
-            if self.search is None:
-                self.search = FaceSearch()
             with self.timer("detect"):
-                faces = self.search.find(frame.image_rgb, min_side_px or None)
+                faces = self._face_search().find(frame.image_rgb, min_side_px or None)
             self.detector_calls += 1
             self.max_faces_seen = max(self.max_faces_seen, len(faces))
             cached = self._faces[frame.index] = (min_side_px, [(f.box, f.landmarks.points_px) for f in faces])
@@ -204,6 +243,14 @@ class MultiFaceTracker:
             claims = self._claims.get(frame.index, {})
             others = [box for k, box in claims.items() if k != number]
             own = near if near is not None else claims.get(number)
+            if own is not None:  # first the landmarker at the box alone (no tile search), as detect_face does
+                with self.timer("detect"):
+                    at_box = self._face_search().landmarks_at(frame.image_rgb, own)
+                if at_box is not None:
+                    box = box_from_points(at_box.points_px)
+                    iou = box_iou(box, own)
+                    if _covers(box, own) and not any(box_iou(box, other) > iou for other in others):
+                        return Detection(box, 1, None, at_box.points_px)
             faces = self._detected(frame, 0.0 if own is None else NEAR_MIN_SIDE * float(own[2]))
             candidates = []
             for j, (box, _) in enumerate(faces):
@@ -251,8 +298,16 @@ class MultiFaceTracker:
             w, h, min_px = self.intr.width, self.intr.height, self.online.min_face_px
             free = [box for box, _ in self._detected(frame)
                     if box_in_view(box, w, h, min_px) and not any(_covers(box, c) for c in claims.values())]
+            hidden = [(t, t.coasted_box(frame.timestamp_s)) for t in self.tracks if not t.alive]
             for box in sorted(free, key=lambda b: -b[2])[:limit - len(pending)]:
-                track = self._new_track(frame)
+                back = [(box_iou(box, c), t.number) for t, c in hidden if c is not None and _covers(box, c)
+                        and not t.alive]
+                if back:  # the face of a track lost a moment ago, where its motion would have taken it
+                    track = self.tracks[max(back)[1]]
+                    track.alive = True
+                    self.resumed += 1
+                else:
+                    track = self._new_track(frame)
                 pending.append(_Pending(track, k, seed_box=box))
                 for later in frames[k:]:
                     self._claims[later.index][track.number] = box
@@ -265,7 +320,7 @@ class MultiFaceTracker:
         self._faces = {}
         for track in self.alive:
             if track.tracker.kf.state is None:
-                track.alive = False  # step 1: lost (a face that returns starts a new track)
+                track.alive = False  # step 1: lost (step 3 may take it up again)
         self._claim_boxes(frames)
         pending = [_Pending(track, 0) for track in self.alive]
         self._search(frames, pending)
@@ -282,6 +337,8 @@ class MultiFaceTracker:
                 if result.measurement is not None and result.measurement.accepted:
                     p.track.colour_sum += colour_thumbnail(frames[i].image_rgb, result.box)
                     p.track.colour_frames += 1
+                    pnp = result.measurement.pnp
+                    p.track.recent.append((result.filter_time_s, pnp.R_cam_face, pnp.t_cam_face))
                 p.track.last_frame = frames[i].index
                 out.append((p.track.number, result))
         return out
@@ -317,7 +374,23 @@ class MultiFaceTracker:
                 vetoed.add(max((self._surprise(here[k], measured[k], i), here[k].track.number, k)
                                for k in (a, b))[2])
                 self.duplicates += 1
-        return vetoed
+        return vetoed | self._hidden(here, i)
+
+    def _hidden(self, here: list[_Pending], i: int) -> set[int]:
+        """Positions in ``here`` of tracks whose predicted face lies mostly (``HIDDEN_COVER``) behind a nearer
+        track's predicted face on frame ``i``: their crop shows the other face, so they coast."""
+        predicted = {}
+        for k, p in enumerate(here):
+            pose = p.track.tracker.predicted_pose(p.batch.times[i - p.offset])
+            box = None if pose is None else p.track.tracker.box_at(*pose)
+            if box is not None:
+                predicted[k] = (float(pose[1][2]), box)
+        hidden = set()
+        for k, (depth, box) in predicted.items():
+            for j, (other_depth, other) in predicted.items():
+                if j != k and other_depth < depth and _covered_fraction(box, other) >= HIDDEN_COVER:
+                    hidden.add(k)
+        return hidden
 
     def _surprise(self, p: _Pending, fm: FrameMeasurement, i: int) -> float:
         """How far a measured translation is from the track's predicted one, relative to the predicted

@@ -249,6 +249,11 @@ class OnlineTracker:
         pose = self._predicted(time_s) if self._shape is not None else None
         return None if pose is None else box_from_pose(*pose, self._shape, self.intr)
 
+    def box_at(self, R_cam_face: np.ndarray, t_cam_face: np.ndarray) -> np.ndarray | None:
+        """Box (cx, cy, side) of the last accepted shape at the pose ``(R_cam_face, t_cam_face)``; None
+        without a shape or when the pose puts it behind the camera."""
+        return None if self._shape is None else box_from_pose(R_cam_face, t_cam_face, self._shape, self.intr)
+
     @property
     def has_shape(self) -> bool:
         """Whether a frame was ever accepted."""
