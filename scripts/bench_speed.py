@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -99,12 +100,24 @@ def finish(proc: subprocess.Popen, t0: float) -> float:
     return wall
 
 
+def children_cpu_s() -> float:
+    """CPU seconds (user + system) of the finished child processes so far."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+CPU_S: dict[tuple[str, str], list[float]] = {}  # (tool, clip name) -> CPU seconds of each run
+
+
 def run(tool: str, clip: Path, out: Path) -> float:
-    """Wall seconds of one command, launch to exit (a fresh output folder each time)."""
+    """Wall seconds of one command, launch to exit (a fresh output folder each time); its CPU seconds go to
+    :data:`CPU_S` (less sensitive to other jobs than the wall time)."""
     shutil.rmtree(out, ignore_errors=True)
-    t0 = time.perf_counter()
+    cpu0, t0 = children_cpu_s(), time.perf_counter()
     wall = finish(start(tool, clip, out), t0)
-    print(f"  {tool} {clip.name}: {wall:.2f} s ({load()})", flush=True)
+    cpu = children_cpu_s() - cpu0
+    CPU_S.setdefault((tool, clip.name), []).append(cpu)
+    print(f"  {tool} {clip.name}: {wall:.2f} s, {cpu:.2f} CPU s ({load()})", flush=True)
     return wall
 
 
@@ -218,6 +231,9 @@ def main() -> None:
                 rows.append((f"{h}p track-video / mediapipe-track, s (frames/s)",
                              f"{tv:.2f} ({n_frames[h] / tv:.1f}) / {mp:.2f} ({n_frames[h] / mp:.1f})"))
                 rows.append((f"{h}p speed ratio (mediapipe s / track-video s)", f"{mp / tv:.2f}"))
+                tv_cpu, mp_cpu = (statistics.median(CPU_S[(tool, clips[h].name)])
+                                  for tool in ("track-video", "mediapipe-track"))
+                rows.append((f"{h}p CPU seconds track-video / mediapipe-track", f"{tv_cpu:.1f} / {mp_cpu:.1f}"))
         if "hogs" in args.only:
             print(f"hogs: {load()}", flush=True)
             busy = section_ratio(clips, tmp, 1, hogs=args.hogs)
