@@ -201,7 +201,8 @@ def test_damaged_video_is_tracked_as_far_as_it_decodes(case, media, tiny_checkpo
     code = track_main([str(video), "--intrinsics", str(media["K"]), "--out", str(out),
                        "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--quiet"])
     assert code == 0
-    warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("track-video: warning")]
+    warning = [line for line in capsys.readouterr().err.splitlines()
+               if line.startswith(f"track-video: warning: {video}: ")]
     assert len(warning) == 1 and warning[0].startswith(f"track-video: warning: {video}: decoded "), warning
     decoded = int(re.search(r"decoded (\d+) frames, then: ", warning[0]).group(1))
     assert 1 <= decoded < 12
