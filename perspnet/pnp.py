@@ -149,7 +149,8 @@ def _check_inputs(points_px: np.ndarray, points_face_m: np.ndarray, K: np.ndarra
         return "non-finite distortion coefficients"
     if np.ptp(points_px, axis=0).max() < 1e-6:
         return "all image points identical"
-    sv = np.linalg.svd(points_face_m - points_face_m.mean(axis=0), compute_uv=False)
+    centred = points_face_m - points_face_m.mean(axis=0)  # singular values from the 3x3 scatter: cheap for many points
+    sv = np.sqrt(np.clip(np.linalg.eigvalsh(centred.T @ centred)[::-1], 0.0, None))
     if sv[0] < 1e-9 or sv[1] < 1e-6 * sv[0]:
         return "face points identical or collinear"
     return ""
