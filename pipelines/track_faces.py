@@ -5,8 +5,8 @@
    per frame and track a :class:`tracker.measure.FrameResult`; each track's records go to its own
    :class:`tracker.refine.FrameStore` in the staging folder, small per-frame arrays stay in memory.
 2. Faces (:func:`assemble_faces`): tracks without a confirmed run (:func:`confirmed_runs`) are tentative and
-   dropped; the others keep their frames from their first to their last confirmed pose and get face ids (:func:`tracker.faces.link_tracks`: a face that left and came back is
-   the same face); per face, one identity from all its tracks' shapes, every frame re-solved against it
+   dropped; the others keep their frames from their first to their last confirmed pose and get face ids
+   (:func:`tracker.faces.link_tracks`: a face that left and came back is the same face); per face, one identity from all its tracks' shapes, every frame re-solved against it
    (:func:`tracker.refine.refine_poses`), filtered over the face's frames (:func:`tracker.smoother.filter_track`)
    and, with ``ipd_mm``, scaled (:func:`tracker.ipd_scale.ipd_scene_scale`, per face).
 """
@@ -164,7 +164,8 @@ def _pose_track(rows: dict[str, np.ndarray], measurements: list, shape_dev_mm: n
 
 
 def assemble_faces(tracks: dict[int, TrackRows], trackers: dict[int, OnlineTracker],
-                   colours: dict[int, np.ndarray | None] | None, faces_config: FacesConfig, min_run_frames: int, measure: MeasureConfig, filter_config: FilterConfig, filter_mode: str,
+                   colours: dict[int, np.ndarray | None] | None, faces_config: FacesConfig, min_run_frames: int,
+                   measure: MeasureConfig, filter_config: FilterConfig, filter_mode: str,
                    intr: Intrinsics, face_model: FaceModel, ipd_mm: float | None, timer: StageTimer
                    ) -> list[FaceResult]:
     """Step 2 of the module doc: the faces, by id.

@@ -239,7 +239,8 @@ def track_video(config: TrackConfig, notify: Callable[[str], None] | None = _std
             single = isinstance(engine, OnlineTracker)
             trackers = {0: engine} if single else {t.number: t.tracker for t in engine.tracks}
             colours = None if single else {t.number: t.colour for t in engine.tracks}
-        faces = assemble_faces(tracks, trackers, colours, config.faces_config, config.min_run_frames, config.tracker.measure, config.tracker.filter, config.filter,
+        faces = assemble_faces(tracks, trackers, colours, config.faces_config, config.min_run_frames,
+                               config.tracker.measure, config.tracker.filter, config.filter,
                                intr, face_model, config.ipd_mm, timer)
         for face in faces:
             _face_notes(config, face, notes, notify)
@@ -294,7 +295,8 @@ def track_video(config: TrackConfig, notify: Callable[[str], None] | None = _std
             for t in tracks.values():
                 t.store.path.unlink()
             n_with_pose = int(_frames_with_pose(faces, frame_index).sum())
-            plot_stability(stage / "stability.png", {f.face_id: f.track for f in faces},
+            plot_stability(stage / "stability.png",  # on every frame: a face's line breaks where it is not seen
+                           {f.face_id: f.track.on_frames(frame_index, frame_time) for f in faces},
                            f"{config.video.name}: {len(faces)} face(s), {n_with_pose} / {len(frame_index)} frames "
                            f"with a pose, filter {config.filter}" if status == "ok" else
                            f"{config.video.name}: {STATUS_TEXT[status]} ({len(frame_index)} frames)")
@@ -408,7 +410,8 @@ def _face_summary(face: FaceResult, face_model) -> dict:
     if len(face.tracks) > 1:
         notes.append(f"found again {len(face.tracks) - 1} time(s) after being lost (its shape and colouring matched)")
     return {"face_id": face.face_id, "frames_tracked": int(track.success.sum()),
-            "first_frame": int(frames[0]) if frames.size else None, "last_frame": int(frames[-1]) if frames.size else None,
+            "first_frame": int(frames[0]) if frames.size else None,
+            "last_frame": int(frames[-1]) if frames.size else None,
             "ipd_mm": None if identity is None else round(float(face_model.ipd_m(identity)) * MM_PER_M, 4),
             "tracks": len(face.tracks), "notes": notes}
 

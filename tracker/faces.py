@@ -61,10 +61,10 @@ __all__ = ["FacesConfig", "FaceTrack", "MultiFaceTracker", "link_tracks", "shape
            "MAX_TRACKED_FACES"]
 
 COLOUR_PX = 8  # side of the colour thumbnails that tell faces apart by appearance
-DUPLICATE_IOU = 0.5
+DUPLICATE_IOU = 0.5  # two tracks' posed faces overlapping this much are one face measured twice
 HIDDEN_COVER = 0.5  # a face whose box is this much inside a nearer face's box is hidden behind it
-HIDDEN_MAX_S = 2.0
-COAST_FRAMES = 10  # accepted positions a hidden face's straight path is fitted to  # a lost track is taken up again by a face where its motion would have brought it, this long  # two tracks' posed faces overlapping this much are one face measured twice
+HIDDEN_MAX_S = 2.0  # a lost track is taken up again by a face where its motion would have brought it, this long
+COAST_FRAMES = 10  # accepted positions a hidden face's straight path is fitted to
 MAX_TRACKED_FACES = 16  # faces tracked at the same time at most with max_faces None
 
 
