@@ -20,7 +20,7 @@ Figures: tz in mm, |t| the norm of the translation's second difference in mm, ro
 rotation's second difference (``log(R_{f+1} R_f^T) - log(R_f R_{f-1}^T)``) in degrees.
 
 Usage: python scripts/diagnose_jitter.py VIDEO --intrinsics K.json [--frames 120] [--start 0]
-                                          [--mediapipe DIR/poses.csv] [--window 15]
+                                          [--mediapipe DIR/poses.csv] [--window 15] [--n-points 1024]
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from tqdm import tqdm
 from baseio.video_io import iter_frames
 from perspnet.conventions import MM_PER_M, matrix_from_quat_wxyz, rotation_angle_deg
 from perspnet.face_model import load_face_model
-from perspnet.inference import PerspNetPredictor, crop_pixels_to_image
+from perspnet.inference import SAMPLED_POINTS, PerspNetPredictor, crop_pixels_to_image
 from perspnet.intrinsics import load_intrinsics, undistort_points
 from perspnet.network.config import COORD_SCALE
 from perspnet.pnp import solve_pose
@@ -96,8 +96,9 @@ def network_items(predictor: PerspNetPredictor, image: np.ndarray, boxes: list[n
             choose = []
             for b in range(len(boxes)):
                 idx = mask[b].nonzero().squeeze(1)
-                step = (idx.numel() - 1) / (cfg.n_points - 1)
-                ranks = (torch.linspace(0, idx.numel() - 1, cfg.n_points) + phase * step).clamp(max=idx.numel() - 1)
+                step = (idx.numel() - 1) / (predictor.n_points - 1)
+                ranks = torch.linspace(0, idx.numel() - 1, predictor.n_points) + phase * step
+                ranks = ranks.clamp(max=idx.numel() - 1)
                 choose.append(idx[ranks.round().long()])
             choose = torch.stack(choose).to(predictor.device)
             res = predictor.model.correspond(dense, choose)
@@ -117,10 +118,11 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=15, help="frames sharing one fixed crop in (d)")
     ap.add_argument("--mediapipe", type=Path, default=None, help="mediapipe-track's poses.csv of the clip")
     ap.add_argument("--checkpoint", type=Path, default=None)
+    ap.add_argument("--n-points", type=int, default=SAMPLED_POINTS, help="pixels sampled per face")
     args = ap.parse_args()
 
     intr = load_intrinsics(args.intrinsics)
-    predictor = PerspNetPredictor(args.checkpoint, "cpu")
+    predictor = PerspNetPredictor(args.checkpoint, "cpu", n_points=args.n_points)
     face_model = load_face_model()
     frames = list(islice(iter_frames(args.video), args.start, args.start + args.frames))
     with OnlineTracker(predictor, intr, face_model) as tracker:
