@@ -27,7 +27,9 @@ Per batch:
    one face passes in front of another and the hidden one's box sees the front face: the measurement is
    kept by the track whose predicted position it is nearer (relative to depth), the other track coasts
    on its prediction (:meth:`OnlineTracker.commit` with ``veto``). A track whose predicted face lies mostly
-   behind a nearer track's predicted face (``HIDDEN_COVER``) coasts too, whatever it measured.
+   behind a nearer track's predicted face (``HIDDEN_COVER``) coasts too, whatever it measures, until its
+   filter drops it and step 3 takes it up again where its motion leads (what the crop of a hidden face
+   sees is the other face or the background: poses there would keep a wrong track alive).
 
 Ids (:func:`link_tracks`, after the clip): tracks are taken in order of their first frame; a track joins
 an earlier person none of whose tracks overlaps it in time when its identity shape is within
@@ -112,6 +114,8 @@ class FaceTrack:
         first_frame, last_frame: stream indices of its first and last frame.
         alive: still followed.
         colour_sum, colour_frames: sum of :func:`colour_thumbnail` over its accepted frames, and their count.
+        recent: its last accepted poses, ``(filter time, R, t)``.
+        hidden: it went behind a nearer face; its measurements are vetoed until step 3 takes it up again.
     """
 
     number: int
@@ -122,6 +126,7 @@ class FaceTrack:
     colour_sum: np.ndarray = field(default_factory=lambda: np.zeros((COLOUR_PX, COLOUR_PX, 3)))
     colour_frames: int = 0
     recent: deque = field(default_factory=lambda: deque(maxlen=COAST_FRAMES))  # (time_s, R, t) accepted
+    hidden: bool = False
 
     def coasted_box(self, time_s: float) -> np.ndarray | None:
         """Where a track lost from view (hidden behind another face) would be at ``time_s``: its last
@@ -304,7 +309,7 @@ class MultiFaceTracker:
                         and not t.alive]
                 if back:  # the face of a track lost a moment ago, where its motion would have taken it
                     track = self.tracks[max(back)[1]]
-                    track.alive = True
+                    track.alive, track.hidden = True, False
                     self.resumed += 1
                 else:
                     track = self._new_track(frame)
@@ -390,6 +395,11 @@ class MultiFaceTracker:
             for j, (other_depth, other) in predicted.items():
                 if j != k and other_depth < depth and _covered_fraction(box, other) >= HIDDEN_COVER:
                     hidden.add(k)
+        for k, p in enumerate(here):
+            if k in hidden:
+                p.track.hidden = True
+            elif p.track.hidden:
+                hidden.add(k)  # once hidden, it coasts until its filter drops it and step 3 takes it up again
         return hidden
 
     def _surprise(self, p: _Pending, fm: FrameMeasurement, i: int) -> float:
