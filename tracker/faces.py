@@ -251,6 +251,7 @@ class MultiFaceTracker:
             if own is not None:  # first the landmarker at the box alone (no tile search), as detect_face does
                 with self.timer("detect"):
                     at_box = self._face_search().landmarks_at(frame.image_rgb, own)
+                self.detector_calls += 1
                 if at_box is not None:
                     box = box_from_points(at_box.points_px)
                     iou = box_iou(box, own)
