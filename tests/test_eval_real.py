@@ -44,6 +44,16 @@ class TestMirrorPose:
         R_m, _ = er.mirror_pose(matrix_from_euler_deg(0.0, 0.0, 10.0), np.array([0.0, 0.0, 0.6]))
         np.testing.assert_allclose(R_m, matrix_from_euler_deg(0.0, 0.0, -10.0), atol=1e-12)
 
+    def test_bias_is_recovered_from_a_pose_and_its_mirror(self, er):
+        yaw, roll, bias_yaw, bias_roll = 25.0, -8.0, 3.0, -1.5
+        t = np.array([0.05, 0.0, 0.6])
+        R_image = matrix_from_euler_deg(yaw + bias_yaw, 5.0, roll + bias_roll)
+        R_of_mirror = matrix_from_euler_deg(-yaw + bias_yaw, 5.0, -roll + bias_roll)  # the mirror's own pose
+        R_back, _ = er.mirror_pose(R_of_mirror, t)
+        assert er.mirror_bias_deg(R_image, R_back) == pytest.approx((bias_yaw, bias_roll, 0.0), abs=1e-6)
+        R_of_mirror = matrix_from_euler_deg(-yaw, 9.0, -roll)  # pitch read 4 degrees higher on the mirror
+        assert er.mirror_bias_deg(R_image, er.mirror_pose(R_of_mirror, t)[0])[2] == pytest.approx(-4.0, abs=1e-6)
+
     def test_mirrored_camera_sees_mirrored_points_at_flipped_columns(self, er):
         width, height = 640, 360
         K = er.camera_K(width, height)
