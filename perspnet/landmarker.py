@@ -94,7 +94,8 @@ class FaceLandmarker:
         self._last_ms = -1
 
     def close(self) -> None:
-        self._landmarker.close()
+        with _native_stderr_silenced():  # tear-down logs an INFO line straight to fd 2
+            self._landmarker.close()
 
     def __enter__(self) -> "FaceLandmarker":
         return self
@@ -159,7 +160,8 @@ class FaceBoxDetector:
         self._first = True
 
     def close(self) -> None:
-        self._detector.close()
+        with _native_stderr_silenced():  # tear-down logs an INFO line straight to fd 2
+            self._detector.close()
 
     def __enter__(self) -> "FaceBoxDetector":
         return self
