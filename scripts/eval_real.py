@@ -319,7 +319,8 @@ def main() -> None:
     clip_rows: dict[str, list[dict]] = {}
     for clip in CLIPS:
         rows = []
-        total = av.open(str(pyfeat_file(clip))).streams.video[0].frames
+        with av.open(str(pyfeat_file(clip))) as container:
+            total = container.streams.video[0].frames
         for i, t_s, rgb in tqdm(clip_frames(pyfeat_file(clip), args.every, args.max_frames), desc=clip, unit="frame",
                                 total=min(args.max_frames, -(-total // args.every))):
             faces = yard.faces(rgb)
