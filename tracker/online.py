@@ -156,6 +156,8 @@ class TrackBatch:
         sources: per frame the box's source (:class:`FrameResult` ``box_source``).
         net: PerspNet's outputs on the boxed frames; ``slot``: frame -> item of ``net``.
         redetections: step-4 detector runs made in this batch.
+        missed: a step-4 detector run of this batch found no face; later frames of the batch that look
+            wrong in the same way are taken as faceless without running it again.
     """
 
     frames: list[Frame]
@@ -165,6 +167,7 @@ class TrackBatch:
     net: dict[str, np.ndarray] = field(default_factory=dict)
     slot: dict[int, int] = field(default_factory=dict)
     redetections: int = 0
+    missed: bool = False
 
 
 @dataclass(frozen=True)
@@ -399,9 +402,12 @@ class OnlineTracker:
         m, shape, verts_raw, corr = self._measure(batch.net, batch.slot.get(i), time_s)
         thumbnail = None if boxes[i] is None else box_thumbnail(frame.image_rgb, boxes[i])
         on_box = m is not None and m.accepted and not self._off_box(m, shape, boxes[i])
-        if (sources[i] in ("track", "detect-reuse") and batch.redetections < self.config.redetect_per_batch
-                and (not on_box or self._mask_dropped(batch.net["mask_fraction"][batch.slot[i]])
-                     or self._looks_different(thumbnail))):
+        doubtful = not on_box or self._mask_dropped(batch.net["mask_fraction"][batch.slot[i]])
+        suspect = sources[i] in ("track", "detect-reuse") and (doubtful or self._looks_different(thumbnail))
+        if suspect and batch.redetections >= self.config.redetect_per_batch:
+            if batch.missed and doubtful and m is not None and m.accepted:  # as where the detector saw no face
+                m, corr = replace(m, accepted=False), None
+        elif suspect:
             # the face may have left a box that was not found on this frame: look for it here (step 4)
             batch.redetections += 1
             found = self._detect(frame, time_s).box
@@ -414,6 +420,10 @@ class OnlineTracker:
                 batch.net, batch.slot = self._network(batch.frames, boxes, first=i)
                 m, shape, verts_raw, corr = self._measure(batch.net, batch.slot.get(i), time_s)
                 thumbnail = box_thumbnail(frame.image_rgb, found)
+            elif not box_in_view(found, w, h, min_px):
+                batch.missed = True
+                if doubtful and m is not None and m.accepted:  # the pose misses its box and the detector sees
+                    m, corr = replace(m, accepted=False), None  # no face: no pose, now or in the offline pass
         return FrameMeasurement(m, shape, verts_raw, corr, thumbnail)
 
     def commit(self, batch: TrackBatch, i: int, fm: FrameMeasurement, veto: bool = False) -> FrameResult:
