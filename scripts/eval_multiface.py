@@ -29,16 +29,13 @@ import numpy as np
 import pandas as pd
 
 from baseio.video_io import VideoWriter, iter_frames
-from perspnet.conventions import matrix_from_quat_wxyz
-from perspnet.intrinsics import load_intrinsics
 from perspnet.synth.bank import default_bank
 from perspnet.synth.clips import ClipConfig, write_clip
 from perspnet.synth.multi_clips import MultiClipConfig, write_multi_clip
 from perspnet.synth.sampler import SampleGenerator
 from pipelines.track_video import TrackConfig, track_video
-from tracker.acquisition import box_from_pose
 from tracker.jitter import gt_error, load_gt, load_pose_runs
-from tracker.mot_metrics import id_metrics
+from tracker.mot_metrics import id_metrics, true_boxes
 
 ID_CLIPS = {  # name -> (seed, config)
     "cross-11": (11, MultiClipConfig("cross")),
@@ -49,20 +46,6 @@ ID_CLIPS = {  # name -> (seed, config)
     "late-11": (11, MultiClipConfig("late")),
 }
 SINGLE_CLIPS = {"approach": 100, "turn": 101}  # scripts/eval_tracking.py's motions and seeds
-
-
-def true_boxes(clip: Path) -> dict[int, list[tuple[int, np.ndarray]]]:
-    """frame -> [(true id, box of the true mesh projected with K)]."""
-    intr = load_intrinsics(clip / "K.json")
-    gt = pd.read_csv(clip / "gt.csv")
-    verts = {f: np.array(json.loads((clip / f"identity_{f}.json").read_text())["verts_face_m"])
-             for f in gt.face_id.unique()}
-    out: dict[int, list] = {}
-    for r in gt.itertuples():
-        R = matrix_from_quat_wxyz(np.array([[r.qw, r.qx, r.qy, r.qz]]))[0]
-        out.setdefault(r.frame, []).append((r.face_id, box_from_pose(R, np.array([r.tx, r.ty, r.tz]),
-                                                                     verts[r.face_id], intr)))
-    return out
 
 
 def tracked_boxes(out_dir: Path) -> dict[int, list[tuple[int, np.ndarray]]]:

@@ -12,31 +12,14 @@ import pandas as pd
 import pytest
 
 from perspnet.checkpoint import default_checkpoint_path
-from perspnet.conventions import matrix_from_quat_wxyz
-from perspnet.intrinsics import load_intrinsics
 from perspnet.synth.multi_clips import MultiClipConfig, write_multi_clip
 from pipelines.synth_cli import main as synth_main
 from pipelines.track_outputs import TRACK_COLUMNS, read_poses_csv
 from pipelines.track_video import TrackConfig, track_video
-from tracker.acquisition import box_from_pose
 from tracker.faces import link_tracks, shape_distance_mm
-from tracker.mot_metrics import id_metrics
+from tracker.mot_metrics import id_metrics, true_boxes
 
 SIZE = dict(width=480, height=360, fx=450.0)
-
-
-def true_boxes(clip) -> dict[int, list[tuple[int, np.ndarray]]]:
-    """frame -> [(true face id, box of its true mesh projected with K)] from gt.csv and identity_<id>.json."""
-    intr = load_intrinsics(clip / "K.json")
-    gt = pd.read_csv(clip / "gt.csv")
-    verts = {f: np.array(json.loads((clip / f"identity_{f}.json").read_text())["verts_face_m"])
-             for f in gt.face_id.unique()}
-    out: dict[int, list] = {}
-    for r in gt.itertuples():
-        R = matrix_from_quat_wxyz(np.array([[r.qw, r.qx, r.qy, r.qz]]))[0]
-        out.setdefault(r.frame, []).append((r.face_id, box_from_pose(R, np.array([r.tx, r.ty, r.tz]), verts[r.face_id],
-                                                                     intr)))
-    return out
 
 
 def tracked_boxes(out_dir) -> dict[int, list[tuple[int, np.ndarray]]]:

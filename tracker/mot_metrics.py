@@ -13,15 +13,20 @@ Boxes are ``(cx, cy, side)`` pixels (:mod:`tracker.acquisition`).
 """
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from tracker.acquisition import box_iou
+from perspnet.conventions import matrix_from_quat_wxyz
+from perspnet.intrinsics import load_intrinsics
+from tracker.acquisition import box_from_pose, box_iou
 
-__all__ = ["IdMetrics", "id_metrics", "MIN_IOU_MATCH"]
+__all__ = ["IdMetrics", "id_metrics", "true_boxes", "MIN_IOU_MATCH"]
 
 MIN_IOU_MATCH = 0.3  # a tracked box on a true face overlaps it at least this much (a box of the neighbour less)
 
@@ -87,3 +92,19 @@ def id_metrics(tracked: dict[int, list[tuple[int, np.ndarray]]], true: dict[int,
     for (t, g), c in pairs.items():
         per_true[g][t] = c
     return IdMetrics(n_matches, n_true, n_tracked, int(switches), float(idf1), mapping, dict(per_true))
+
+
+def true_boxes(clip: Path) -> dict[int, list[tuple[int, np.ndarray]]]:
+    """Ground-truth boxes of a rendered clip folder (``perspnet-synth clip``): frame -> ``[(true face id, box
+    (3,) (cx, cy, side) pixels of its true mesh projected with K)]``, from ``gt.csv``, ``K.json`` and
+    ``identity_<id>.json``."""
+    intr = load_intrinsics(clip / "K.json")
+    gt = pd.read_csv(clip / "gt.csv")
+    verts = {f: np.array(json.loads((clip / f"identity_{f}.json").read_text())["verts_face_m"])
+             for f in gt.face_id.unique()}
+    out: dict[int, list] = {}
+    for r in gt.itertuples():
+        R = matrix_from_quat_wxyz(np.array([[r.qw, r.qx, r.qy, r.qz]]))[0]
+        out.setdefault(r.frame, []).append((r.face_id, box_from_pose(R, np.array([r.tx, r.ty, r.tz]),
+                                                                     verts[r.face_id], intr)))
+    return out
