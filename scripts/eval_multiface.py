@@ -35,7 +35,7 @@ from perspnet.synth.multi_clips import MultiClipConfig, write_multi_clip
 from perspnet.synth.sampler import SampleGenerator
 from pipelines.track_video import TrackConfig, track_video
 from tracker.jitter import gt_error, load_gt, load_pose_runs
-from tracker.mot_metrics import id_metrics, true_boxes
+from tracker.mot_metrics import id_metrics, tracked_boxes, true_boxes
 
 ID_CLIPS = {  # name -> (seed, config)
     "cross-11": (11, MultiClipConfig("cross")),
@@ -48,24 +48,13 @@ ID_CLIPS = {  # name -> (seed, config)
 SINGLE_CLIPS = {"approach": 100, "turn": 101}  # scripts/eval_tracking.py's motions and seeds
 
 
-def tracked_boxes(out_dir: Path) -> dict[int, list[tuple[int, np.ndarray]]]:
-    """frame -> [(face_id, box)] of the poses.csv rows with a pose."""
-    df = pd.read_csv(out_dir / "poses.csv")
-    df = df[df.success == 1]
-    out: dict[int, list] = {}
-    for r in df.itertuples():
-        out.setdefault(r.frame, []).append((int(r.face_id), np.array([r.box_x + r.box_w / 2, r.box_y + r.box_h / 2,
-                                                                      r.box_w])))
-    return out
-
-
 def part_ids(gen: SampleGenerator, out: Path) -> list[dict]:
     rows = []
     for name, (seed, cfg) in ID_CLIPS.items():
         clip = write_multi_clip(out / "ids" / name / "clip", seed, cfg, gen)
         result = track_video(TrackConfig(video=clip / "video.mp4", intrinsics=clip / "K.json",
                                          out=out / "ids" / name / "track", device="cpu"), notify=None)
-        m = id_metrics(tracked_boxes(result.out_dir), true_boxes(clip))
+        m = id_metrics(tracked_boxes(result.out_dir / "poses.csv"), true_boxes(clip))
         runs = {r.label: r for r in load_pose_runs(result.out_dir / "poses.csv", "p")}
         for true_id in (0, 1):
             tracked = [t for t, g in m.mapping.items() if g == true_id]

@@ -17,20 +17,9 @@ from pipelines.synth_cli import main as synth_main
 from pipelines.track_outputs import TRACK_COLUMNS, read_poses_csv
 from pipelines.track_video import TrackConfig, track_video
 from tracker.faces import link_tracks, shape_distance_mm
-from tracker.mot_metrics import id_metrics, true_boxes
+from tracker.mot_metrics import id_metrics, tracked_boxes, true_boxes
 
 SIZE = dict(width=480, height=360, fx=450.0)
-
-
-def tracked_boxes(out_dir) -> dict[int, list[tuple[int, np.ndarray]]]:
-    """frame -> [(face_id, box)] of the rows of poses.csv with a pose."""
-    df = read_poses_csv(out_dir / "poses.csv")
-    df = df[df.success == 1]
-    out: dict[int, list] = {}
-    for r in df.itertuples():
-        out.setdefault(r.frame, []).append((int(r.face_id), np.array([r.box_x + r.box_w / 2, r.box_y + r.box_h / 2,
-                                                                      r.box_w])))
-    return out
 
 
 def clip_of(tmp_path_factory, test_generator, scenario, frames, seed=5):
@@ -73,7 +62,7 @@ def test_synth_cli_writes_a_two_face_clip(tmp_path):
 @pytest.mark.skipif(not default_checkpoint_path().is_file(), reason="no shipped checkpoint")
 def test_crossing_keeps_both_ids(cross):
     clip, result = cross
-    m = id_metrics(tracked_boxes(result.out_dir), true_boxes(clip))
+    m = id_metrics(tracked_boxes(result.out_dir / "poses.csv"), true_boxes(clip))
     assert m.id_switches == 0 and m.mapping == {0: 0, 1: 1}, m
     assert set(m.per_true_id[0]) == {0} and set(m.per_true_id[1]) == {1}, m  # never on the other face
     visible = pd.read_csv(clip / "gt.csv").face_id.value_counts()
@@ -121,7 +110,7 @@ def test_one_face_tracks_the_larger(cross, faces):
 def test_a_face_that_leaves_and_returns_keeps_its_id(tmp_path_factory, test_generator):
     clip = clip_of(tmp_path_factory, test_generator, "leave", 72)
     result = track(clip, clip.parent / "track")
-    m = id_metrics(tracked_boxes(result.out_dir), true_boxes(clip))
+    m = id_metrics(tracked_boxes(result.out_dir / "poses.csv"), true_boxes(clip))
     assert m.id_switches == 0 and m.mapping == {0: 0, 1: 1}, m
     gt = pd.read_csv(clip / "gt.csv")
     back = gt[(gt.face_id == 1) & (gt.frame > 40)].frame  # face 1 in view again after leaving
@@ -140,7 +129,7 @@ def test_faces_only_at_the_end(tmp_path_factory, test_generator):
     df = read_poses_csv(result.out_dir / "poses.csv")
     before = df[df.frame < start]
     assert len(before) == start and before.face_id.isna().all() and (before.success == 0).all()
-    m = id_metrics(tracked_boxes(result.out_dir), true_boxes(clip))
+    m = id_metrics(tracked_boxes(result.out_dir / "poses.csv"), true_boxes(clip))
     assert m.id_switches == 0 and m.mapping == {0: 0, 1: 1} and m.matches >= 0.8 * m.true_faces, m
 
 

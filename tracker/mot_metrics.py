@@ -26,7 +26,7 @@ from perspnet.conventions import matrix_from_quat_wxyz
 from perspnet.intrinsics import load_intrinsics
 from tracker.acquisition import box_from_pose, box_iou
 
-__all__ = ["IdMetrics", "id_metrics", "true_boxes", "MIN_IOU_MATCH"]
+__all__ = ["IdMetrics", "id_metrics", "true_boxes", "tracked_boxes", "MIN_IOU_MATCH"]
 
 MIN_IOU_MATCH = 0.3  # a tracked box on a true face overlaps it at least this much (a box of the neighbour less)
 
@@ -107,4 +107,16 @@ def true_boxes(clip: Path) -> dict[int, list[tuple[int, np.ndarray]]]:
         R = matrix_from_quat_wxyz(np.array([[r.qw, r.qx, r.qy, r.qz]]))[0]
         out.setdefault(r.frame, []).append((r.face_id, box_from_pose(R, np.array([r.tx, r.ty, r.tz]),
                                                                      verts[r.face_id], intr)))
+    return out
+
+
+def tracked_boxes(poses_csv: Path) -> dict[int, list[tuple[int, np.ndarray]]]:
+    """Tracked boxes of a ``track-video`` ``poses.csv``: frame -> ``[(face_id, box (3,) (cx, cy, side)
+    pixels)]`` of its rows with a pose."""
+    df = pd.read_csv(poses_csv)
+    df = df[df.success == 1]
+    out: dict[int, list] = {}
+    for r in df.itertuples():
+        out.setdefault(r.frame, []).append((int(r.face_id), np.array([r.box_x + r.box_w / 2, r.box_y + r.box_h / 2,
+                                                                      r.box_w])))
     return out
