@@ -85,7 +85,6 @@ class OnlineConfig:
         min_mask_fraction: frames whose crop PerspNet segments less than this fraction as face get no pose
             (with the lite checkpoint: 0.15-0.38 on a face, by how well the box fits; 0.00-0.06 on a
             cartoon sky with lettering that a stale box was still predicting into).
-        max_faces: faces the detector reports at most (to tell that there were several).
         reanchor_s: seconds between detector runs that re-anchor a tracked box (step 1); inf: never.
         redetect_per_batch: detector runs per batch at most for frames whose box missed the face (step 4).
         max_box_offset: a pose whose projected face box is off-centre by more than this fraction of the
@@ -107,7 +106,6 @@ class OnlineConfig:
 
     min_face_px: float = 24.0
     min_mask_fraction: float = 0.1
-    max_faces: int = 4
     reanchor_s: float = 0.25
     redetect_per_batch: int = 2
     max_box_offset: float = 0.25
@@ -121,7 +119,6 @@ class OnlineConfig:
     def __post_init__(self) -> None:
         check_range("min_face_px", self.min_face_px, 0.0, lo_open=True)
         check_range("min_mask_fraction", self.min_mask_fraction, 0.0, 1.0, hi_open=True)
-        check_int("max_faces", self.max_faces, 1)
         check_int("redetect_per_batch", self.redetect_per_batch, 0)
         check_range("max_box_offset", self.max_box_offset, 0.0, lo_open=True)
         check_range("redetect_mask_drop", self.redetect_mask_drop, 0.0, 1.0)
