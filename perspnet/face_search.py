@@ -151,7 +151,11 @@ class FaceSearch:
     def __init__(self, config: SearchConfig = SearchConfig(), bundle=None) -> None:
         self.config = config
         self.detector = FaceBoxDetector(bundle, min_confidence=config.min_score)
-        self.landmarker = FaceLandmarker("image", max_faces=2, bundle=bundle)  # 2: a neighbour may share a crop
+        try:
+            self.landmarker = FaceLandmarker("image", max_faces=2, bundle=bundle)  # 2: a neighbour may share a crop
+        except BaseException:  # Ctrl-C or a bad bundle: MediaPipe's own clean-up fails at interpreter exit
+            self.detector.close()
+            raise
         self.detector_runs = 0  # tiles searched, for cost reports
         self.landmarker_runs = 0
 
